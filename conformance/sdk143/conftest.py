@@ -1,0 +1,76 @@
+import contextlib
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("ADZE_CONFORMANCE_SDK", "1.43.1")
+
+pytest_plugins = ["harness.pytest_plugin"]
+
+WORKER_SCRIPT = HERE / "workers" / "worker.py"
+
+
+@contextlib.contextmanager
+def sdk_environment(env: dict[str, str]) -> Iterator[None]:
+    """1.43.1 reads its settings from the environment when a client is built."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("HATCHET_CLIENT_")}
+    for k in saved:
+        del os.environ[k]
+    os.environ.update({k: v for k, v in env.items() if k.startswith("HATCHET_CLIENT_")})
+    try:
+        yield
+    finally:
+        for k in [k for k in os.environ if k.startswith("HATCHET_CLIENT_")]:
+            del os.environ[k]
+        os.environ.update(saved)
+
+
+def new_client(env: dict[str, str]):
+    """A fresh `Hatchet` and the suite's workflows defined on it."""
+    from hatchet_sdk import Hatchet
+
+    from workers.defs import define
+
+    with sdk_environment(env):
+        hatchet = Hatchet()
+    return hatchet, define(hatchet)
+
+
+@dataclass
+class Deployment:
+    """An engine, a namespace, and optionally a worker serving defs.py in it."""
+
+    engine: Any
+    namespace: str
+    env: dict[str, str]
+    worker: Any = None
+
+    def client(self):
+        return new_client(self.env)
+
+
+@pytest.fixture(scope="module")
+def general(engine, tmp_path_factory) -> Iterator[Deployment]:
+    """The module engine with one 100-slot worker serving the general workflows."""
+    from harness import WorkerProcess
+
+    ns = f"m{uuid.uuid4().hex[:10]}"
+    env = engine.env(namespace=ns)
+    worker = WorkerProcess(WORKER_SCRIPT, env, tmp_path_factory.mktemp("general-worker"), name="general-worker", args=("general",))
+    try:
+        worker.start().wait_registered()
+        yield Deployment(engine, ns, env, worker)
+    finally:
+        worker.close()
+
+
+def start_worker(make_worker, env: dict[str, str], group: str, name: str | None = None, **extra: str):
+    return make_worker(WORKER_SCRIPT, {**env, **extra}, name=name or f"{group}-worker", args=(group,))

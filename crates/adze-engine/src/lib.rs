@@ -1,0 +1,334 @@
+//! # adze-engine
+//!
+//! The runtime. Each tenant's scheduling state is owned by one actor (a task with a
+//! mailbox), so it needs no locks; every change the actor decides is committed to the
+//! store before anyone hears of it.
+//!
+//! ## Layout
+//! - [`Engine`]: the handle the protocol adapters call; routes each call to its tenant
+//! - [`tenant`]: the tenant actor: runs, tasks, queues, workers, liveness timers
+//! - [`commit`]: the committer that makes an actor's decisions durable, then visible
+//! - [`payload`]: what a worker is sent when a task starts
+//! - [`clock`]: wall-clock time as records store it
+
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod commit;
+pub mod payload;
+pub mod tenant;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use adze_core::slots::SlotUnits;
+use adze_core::workflow::WorkflowSpec;
+use adze_core::{Error, Millis, Result, RunId, TaskId, TenantId, WorkerId};
+use adze_store::{EventRecord, Store, StoreError, TaskRecord, WorkflowVersionRecord};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::tenant::{Command, RunSnapshot};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// A worker with no heartbeat for this long is lost.
+    pub heartbeat_timeout: Duration,
+    /// A worker whose listen stream closed and did not come back within this is lost.
+    pub listen_grace: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_timeout: Duration::from_secs(30),
+            listen_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A request to start one run of a workflow.
+#[derive(Debug, Clone)]
+pub struct TriggerRequest {
+    pub workflow_name: String,
+    /// JSON object text.
+    pub input: String,
+    /// JSON object text.
+    pub additional_metadata: String,
+}
+
+/// An event to record and to start the workflows it triggers.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub key: String,
+    /// JSON object text.
+    pub payload: String,
+    /// JSON object text.
+    pub additional_metadata: String,
+    pub scope: Option<String>,
+}
+
+/// A worker asking to serve actions.
+#[derive(Debug, Clone)]
+pub struct WorkerRegistration {
+    pub name: String,
+    pub actions: Vec<String>,
+    pub capacity: SlotUnits,
+}
+
+/// What a worker reports about a task it was given.
+#[derive(Debug, Clone)]
+pub struct TaskEvent {
+    pub worker_id: WorkerId,
+    pub task_id: TaskId,
+    /// The attempt the worker ran (`retry_count`); `None` means the current one.
+    pub attempt: Option<u32>,
+    pub kind: TaskEventKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum TaskEventKind {
+    Started,
+    /// The output, JSON text.
+    Completed(String),
+    Failed { error: String, retryable: bool },
+}
+
+/// What goes down a worker's listen stream.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub kind: AssignmentKind,
+    pub tenant_id: TenantId,
+    pub run_id: RunId,
+    pub workflow_id: uuid::Uuid,
+    pub workflow_version_id: uuid::Uuid,
+    pub workflow_name: String,
+    pub task_id: TaskId,
+    pub task_name: String,
+    pub action: String,
+    pub attempt: u32,
+    /// The action payload, JSON text.
+    pub payload: String,
+    pub additional_metadata: String,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignmentKind {
+    Start,
+    Cancel,
+}
+
+/// The engine: cheap to clone, shared by every adapter.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    tenants: Mutex<HashMap<TenantId, mpsc::UnboundedSender<Command>>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// Maps storage failures onto what a caller can act on.
+pub fn store_error(error: StoreError) -> Error {
+    tracing::error!(%error, "store failure");
+    match error {
+        StoreError::Closed => Error::unavailable("the engine is shutting down"),
+        other => Error::internal(format!("storage failure: {other}")),
+    }
+}
+
+impl Engine {
+    /// Starts the engine on `store`, recovering every tenant that has unfinished work.
+    pub async fn start(store: Arc<dyn Store>, config: EngineConfig) -> Result<Engine> {
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                tenants: Mutex::new(HashMap::new()),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        };
+        let tenants = engine.inner.store.tenants_to_recover().await.map_err(store_error)?;
+        for tenant in tenants {
+            engine.tenant(tenant);
+        }
+        Ok(engine)
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Stops every tenant actor after its pending commits, and waits for them.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    /// The mailbox of the tenant's actor, starting the actor on first use.
+    fn tenant(&self, tenant: TenantId) -> mpsc::UnboundedSender<Command> {
+        let mut tenants = self.inner.tenants.lock().expect("tenant map poisoned");
+        if let Some(mailbox) = tenants.get(&tenant).filter(|mailbox| !mailbox.is_closed()) {
+            return mailbox.clone();
+        }
+        let mailbox = tenant::spawn(
+            tenant,
+            self.inner.store.clone(),
+            self.inner.config.clone(),
+            self.inner.shutdown.child_token(),
+            &self.inner.tasks,
+        );
+        tenants.insert(tenant, mailbox.clone());
+        mailbox
+    }
+
+    /// Sends a command to the tenant's actor and waits for its (committed) answer.
+    async fn ask<T>(&self, tenant: TenantId, command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.tenant(tenant)
+            .send(command(reply))
+            .map_err(|_| Error::unavailable("the engine is shutting down"))?;
+        answer
+            .await
+            .map_err(|_| Error::unavailable("the engine is shutting down"))?
+    }
+
+    /// Registers a workflow version (a no-op when it equals the latest one).
+    pub async fn put_workflow(&self, tenant: TenantId, spec: WorkflowSpec) -> Result<WorkflowVersionRecord> {
+        spec.validate()?;
+        let outcome = self.inner.store.put_workflow(tenant, spec).await.map_err(store_error)?;
+        let version = outcome.version.clone();
+        self.ask(tenant, |reply| Command::WorkflowVersion { version: outcome.version, reply })
+            .await?;
+        Ok(version)
+    }
+
+    /// Starts runs; the ids are returned once every run is committed. All or nothing:
+    /// one invalid request fails the call and starts no run.
+    pub async fn trigger(&self, tenant: TenantId, requests: Vec<TriggerRequest>) -> Result<Vec<RunId>> {
+        self.ask(tenant, |reply| Command::Trigger { requests, reply }).await
+    }
+
+    /// Records events and starts every workflow whose trigger matches each key.
+    pub async fn push_events(&self, tenant: TenantId, events: Vec<NewEvent>) -> Result<Vec<EventRecord>> {
+        self.ask(tenant, |reply| Command::PushEvents { events, reply }).await
+    }
+
+    pub async fn register_worker(&self, tenant: TenantId, registration: WorkerRegistration) -> Result<WorkerId> {
+        self.ask(tenant, |reply| Command::RegisterWorker { registration, reply }).await
+    }
+
+    /// Opens the worker's assignment stream; a second listen replaces the first. The
+    /// stream ends when the worker is lost or the engine stops.
+    pub async fn listen(&self, tenant: TenantId, worker: WorkerId) -> Result<mpsc::UnboundedReceiver<Assignment>> {
+        let mailbox = self.tenant(tenant);
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let generation = self
+            .ask(tenant, |reply| Command::Listen { worker, stream: sender.clone(), reply })
+            .await?;
+        // When the worker hangs up, the actor must know at once to start the grace timer.
+        self.inner.tasks.spawn(async move {
+            sender.closed().await;
+            let _ = mailbox.send(Command::ListenClosed { worker, generation });
+        });
+        Ok(receiver)
+    }
+
+    /// Marks the worker as not listening (the SDK's `Unsubscribe`).
+    pub async fn unsubscribe(&self, tenant: TenantId, worker: WorkerId) -> Result<()> {
+        self.ask(tenant, |reply| Command::Unsubscribe { worker, reply }).await
+    }
+
+    pub async fn heartbeat(&self, tenant: TenantId, worker: WorkerId) -> Result<()> {
+        self.ask(tenant, |reply| Command::Heartbeat { worker, reply }).await
+    }
+
+    pub async fn set_worker_paused(&self, tenant: TenantId, worker: WorkerId, paused: bool) -> Result<()> {
+        self.ask(tenant, |reply| Command::SetPaused { worker, paused, reply }).await
+    }
+
+    pub async fn task_event(&self, tenant: TenantId, event: TaskEvent) -> Result<()> {
+        let task = event.task_id;
+        let outcome = self.ask(tenant, |reply| Command::TaskEvent { event, reply }).await?;
+        self.settle(tenant, task, outcome).await
+    }
+
+    /// Frees the task's slot units now; the task keeps running and stays on its worker.
+    pub async fn release_slot(&self, tenant: TenantId, task: TaskId) -> Result<()> {
+        let outcome = self.ask(tenant, |reply| Command::ReleaseSlot { task, reply }).await?;
+        self.settle(tenant, task, outcome).await
+    }
+
+    /// Extends a running task's deadline by `by`, returning the new deadline.
+    pub async fn refresh_timeout(&self, tenant: TenantId, task: TaskId, by: Duration) -> Result<Millis> {
+        match self.ask(tenant, |reply| Command::RefreshTimeout { task, by, reply }).await? {
+            Some(deadline) => Ok(deadline),
+            None => Err(self.missing_task(tenant, task).await),
+        }
+    }
+
+    /// Resolves an answer that said "that task is not live here": finished or unknown.
+    async fn settle(&self, tenant: TenantId, task: TaskId, outcome: tenant::Outcome) -> Result<()> {
+        match outcome {
+            tenant::Outcome::Done => Ok(()),
+            tenant::Outcome::NotLive => Err(self.missing_task(tenant, task).await),
+        }
+    }
+
+    async fn missing_task(&self, tenant: TenantId, task: TaskId) -> Error {
+        match self.inner.store.task(tenant, task).await {
+            Ok(Some(record)) => finished_task_error(&record),
+            Ok(None) => Error::not_found(format!("task {task} not found")),
+            Err(error) => store_error(error),
+        }
+    }
+
+    /// Waits until the run is done and returns it.
+    pub async fn wait_run(&self, tenant: TenantId, run: RunId) -> Result<RunSnapshot> {
+        match self.ask(tenant, |reply| Command::WaitRun { run, reply }).await? {
+            Some(snapshot) => Ok(snapshot),
+            None => self.stored_run(tenant, run).await,
+        }
+    }
+
+    /// The run as it is now.
+    pub async fn run(&self, tenant: TenantId, run: RunId) -> Result<RunSnapshot> {
+        match self.ask(tenant, |reply| Command::GetRun { run, reply }).await? {
+            Some(snapshot) => Ok(snapshot),
+            None => self.stored_run(tenant, run).await,
+        }
+    }
+
+    async fn stored_run(&self, tenant: TenantId, run: RunId) -> Result<RunSnapshot> {
+        match self.inner.store.run(tenant, run).await.map_err(store_error)? {
+            Some((run, tasks)) => Ok(RunSnapshot { run, tasks }),
+            None => Err(Error::not_found(format!("workflow run {run} not found"))),
+        }
+    }
+
+    pub async fn put_log(&self, tenant: TenantId, task: TaskId, message: String, level: Option<String>) -> Result<()> {
+        self.ask(tenant, |reply| Command::PutLog { task, message, level, reply }).await
+    }
+
+    /// The task's history, oldest first (assigned, started, released, …).
+    pub async fn task_history(&self, tenant: TenantId, task: TaskId) -> Result<Vec<adze_store::HistoryRecord>> {
+        self.inner.store.task_history(tenant, task).await.map_err(store_error)
+    }
+}
+
+pub(crate) fn finished_task_error(record: &TaskRecord) -> Error {
+    Error::precondition(format!(
+        "task {} has already finished ({}); only a task that is running can do this",
+        record.id, record.status
+    ))
+}

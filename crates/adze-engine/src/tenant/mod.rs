@@ -1,0 +1,292 @@
+//! The tenant actor: the one owner of a tenant's scheduling state.
+//!
+//! It takes every command waiting in its mailbox, applies them to its state, runs one
+//! scheduling pass over the queues they touched, and hands the resulting batch to its
+//! committer (see [`crate::commit`]). Timers (worker liveness) wake it at their deadline;
+//! nothing polls.
+//!
+//! - [`runs`]: triggers, events, task outcomes, retries, DAG progress, run completion
+//! - [`workers`]: worker sessions, liveness, slot release
+//! - [`scheduler`]: the assignment pass
+//! - [`recovery`]: rebuilding the state from the store
+
+mod recovery;
+mod runs;
+mod scheduler;
+mod workers;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use adze_core::slots::{SlotPool, SlotUnits};
+use adze_core::workflow::Dag;
+use adze_core::{Millis, Result, RunId, TaskId, TenantId, WorkerId};
+use adze_store::{EventRecord, RunRecord, Store, TaskRecord, WorkerRecord, WorkflowVersionRecord};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::commit::{self, Batch};
+use crate::{Assignment, EngineConfig, NewEvent, TaskEvent, TriggerRequest, WorkerRegistration};
+
+/// The most commands applied before a batch is handed to the committer.
+const MAX_COMMANDS_PER_BATCH: usize = 4096;
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// What the engine handle asks of a tenant actor.
+pub enum Command {
+    WorkflowVersion { version: WorkflowVersionRecord, reply: Reply<()> },
+    Trigger { requests: Vec<TriggerRequest>, reply: Reply<Vec<RunId>> },
+    PushEvents { events: Vec<NewEvent>, reply: Reply<Vec<EventRecord>> },
+    RegisterWorker { registration: WorkerRegistration, reply: Reply<WorkerId> },
+    Listen { worker: WorkerId, stream: mpsc::UnboundedSender<Assignment>, reply: Reply<u64> },
+    ListenClosed { worker: WorkerId, generation: u64 },
+    Unsubscribe { worker: WorkerId, reply: Reply<()> },
+    Heartbeat { worker: WorkerId, reply: Reply<()> },
+    SetPaused { worker: WorkerId, paused: bool, reply: Reply<()> },
+    TaskEvent { event: TaskEvent, reply: Reply<Outcome> },
+    ReleaseSlot { task: TaskId, reply: Reply<Outcome> },
+    RefreshTimeout { task: TaskId, by: Duration, reply: Reply<Option<Millis>> },
+    WaitRun { run: RunId, reply: Reply<Option<RunSnapshot>> },
+    GetRun { run: RunId, reply: Reply<Option<RunSnapshot>> },
+    PutLog { task: TaskId, message: String, level: Option<String>, reply: Reply<()> },
+}
+
+/// How a command about a task ended: done, or the task is not live in this actor (it
+/// finished with its run, or never existed); the handle tells which from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    NotLive,
+}
+
+/// A run with its tasks, as callers see it.
+#[derive(Debug, Clone)]
+pub struct RunSnapshot {
+    pub run: RunRecord,
+    pub tasks: Vec<TaskRecord>,
+}
+
+impl RunSnapshot {
+    pub fn status(&self) -> adze_core::state::RunStatus {
+        adze_core::state::RunStatus::of_tasks(self.tasks.iter().map(|task| task.status))
+    }
+}
+
+/// A workflow version with its DAG worked out once.
+pub(crate) struct Version {
+    pub record: WorkflowVersionRecord,
+    pub dag: Dag,
+}
+
+pub(crate) struct RunState {
+    pub record: RunRecord,
+    pub version: Arc<Version>,
+    /// Task ids by position in the spec.
+    pub tasks: Vec<TaskId>,
+}
+
+pub(crate) struct TaskState {
+    pub record: TaskRecord,
+    pub requests: SlotUnits,
+    /// When the current attempt must finish by (RefreshTimeout extends it).
+    pub deadline: Option<Millis>,
+}
+
+pub(crate) struct WorkerState {
+    pub record: WorkerRecord,
+    pub pool: SlotPool,
+    /// The open listen stream, if any, and its generation.
+    pub stream: Option<(u64, mpsc::UnboundedSender<Assignment>)>,
+    pub heartbeat_deadline: Instant,
+    /// Set while the worker has no listen stream: lost if it has none by then.
+    pub listen_deadline: Option<Instant>,
+    /// Tasks bound to this worker (assigned or running, released or not).
+    pub tasks: HashSet<TaskId>,
+}
+
+/// The actor's state.
+pub(crate) struct State {
+    pub tenant: TenantId,
+    pub config: EngineConfig,
+    pub versions: HashMap<uuid::Uuid, Arc<Version>>,
+    /// The latest version of each workflow, by name.
+    pub latest: HashMap<String, Arc<Version>>,
+    pub runs: HashMap<RunId, RunState>,
+    pub tasks: HashMap<TaskId, TaskState>,
+    /// Queued tasks per action, first in first out.
+    pub queues: HashMap<String, VecDeque<TaskId>>,
+    pub workers: HashMap<WorkerId, WorkerState>,
+    pub waiters: HashMap<RunId, Vec<Reply<Option<RunSnapshot>>>>,
+    /// Actions whose queue may now assign something.
+    pub dirty: HashSet<String>,
+    pub next_seq: i64,
+    pub next_generation: u64,
+    pub timers: BinaryHeap<Reverse<(Instant, WorkerId)>>,
+    pub batch: Batch,
+}
+
+/// Starts the actor of `tenant` and returns its mailbox.
+pub fn spawn(
+    tenant: TenantId,
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) -> mpsc::UnboundedSender<Command> {
+    let (mailbox, commands) = mpsc::unbounded_channel();
+    let (batches, committer_input) = mpsc::unbounded_channel();
+    tasks.spawn(commit::run(store.clone(), committer_input));
+    tasks.spawn(async move {
+        let state = match recovery::load(tenant, store.as_ref(), config).await {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::error!(%tenant, %error, "tenant could not be recovered");
+                return;
+            }
+        };
+        run(state, commands, batches, shutdown).await;
+    });
+    mailbox
+}
+
+async fn run(
+    mut state: State,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    batches: mpsc::UnboundedSender<Batch>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let next_timer = state.timers.peek().map(|Reverse((at, _))| *at);
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(command) = command else { break };
+                state.handle(command);
+                let mut applied = 1;
+                while applied < MAX_COMMANDS_PER_BATCH {
+                    let Ok(command) = commands.try_recv() else { break };
+                    state.handle(command);
+                    applied += 1;
+                }
+            }
+            () = sleep_until(next_timer) => state.fire_timers(Instant::now()),
+            () = shutdown.cancelled() => break,
+        }
+        state.schedule();
+        if !state.batch.is_empty() {
+            let batch = std::mem::take(&mut state.batch);
+            if batches.send(batch).is_err() {
+                break;
+            }
+        }
+    }
+    // Pending commits still complete: the committer drains its channel before it stops.
+    if !state.batch.is_empty() {
+        let _ = batches.send(std::mem::take(&mut state.batch));
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl State {
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::WorkflowVersion { version, reply } => {
+                self.add_version(version);
+                self.batch.reply(reply, Ok(()));
+            }
+            Command::Trigger { requests, reply } => {
+                let result = self.trigger(requests);
+                self.batch.reply(reply, result);
+            }
+            Command::PushEvents { events, reply } => {
+                let result = self.push_events(events);
+                self.batch.reply(reply, result);
+            }
+            Command::RegisterWorker { registration, reply } => {
+                let result = self.register_worker(registration);
+                self.batch.reply(reply, result);
+            }
+            Command::Listen { worker, stream, reply } => {
+                let result = self.listen(worker, stream);
+                self.batch.reply(reply, result);
+            }
+            Command::ListenClosed { worker, generation } => self.listen_closed(worker, generation),
+            Command::Unsubscribe { worker, reply } => {
+                let result = self.unsubscribe(worker);
+                self.batch.reply(reply, result);
+            }
+            Command::Heartbeat { worker, reply } => {
+                let result = self.heartbeat(worker);
+                self.batch.reply(reply, result);
+            }
+            Command::SetPaused { worker, paused, reply } => {
+                let result = self.set_paused(worker, paused);
+                self.batch.reply(reply, result);
+            }
+            Command::TaskEvent { event, reply } => {
+                let result = self.task_event(event);
+                self.batch.reply(reply, result);
+            }
+            Command::ReleaseSlot { task, reply } => {
+                let result = self.release_slot(task);
+                self.batch.reply(reply, result);
+            }
+            Command::RefreshTimeout { task, by, reply } => {
+                let result = self.refresh_timeout(task, by);
+                self.batch.reply(reply, result);
+            }
+            Command::WaitRun { run, reply } => {
+                if self.runs.contains_key(&run) {
+                    self.waiters.entry(run).or_default().push(reply);
+                } else {
+                    self.batch.reply(reply, Ok(None));
+                }
+            }
+            Command::GetRun { run, reply } => {
+                let snapshot = self.snapshot(run);
+                self.batch.reply(reply, Ok(snapshot));
+            }
+            Command::PutLog { task, message, level, reply } => {
+                let result = self.put_log(task, message, level);
+                self.batch.reply(reply, result);
+            }
+        }
+    }
+
+    fn add_version(&mut self, record: WorkflowVersionRecord) {
+        if self.versions.contains_key(&record.id) {
+            return;
+        }
+        let Ok(dag) = record.spec.validate() else {
+            tracing::error!(version = %record.id, "stored workflow version is not a valid DAG");
+            return;
+        };
+        let version = Arc::new(Version { record, dag });
+        let newer = self
+            .latest
+            .get(&version.record.spec.name)
+            .is_none_or(|current| current.record.number < version.record.number);
+        if newer {
+            self.latest.insert(version.record.spec.name.clone(), version.clone());
+        }
+        self.versions.insert(version.record.id, version);
+    }
+
+    pub(crate) fn snapshot(&self, run: RunId) -> Option<RunSnapshot> {
+        let state = self.runs.get(&run)?;
+        Some(RunSnapshot {
+            run: state.record.clone(),
+            tasks: state.tasks.iter().filter_map(|id| self.tasks.get(id)).map(|task| task.record.clone()).collect(),
+        })
+    }
+}

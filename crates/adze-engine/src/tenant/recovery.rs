@@ -1,0 +1,109 @@
+//! Rebuilding a tenant's state from the store alone, on start.
+//!
+//! Queued tasks go back into their queues in their old order. Tasks bound to a worker
+//! stay bound, holding their units (unless released), and the worker gets the heartbeat
+//! timeout to come back: SDK workers reconnect with the same worker id. A task whose
+//! worker is not in the store any more is failed as lost, retried by its policy.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use adze_core::slots::SlotPool;
+use adze_core::state::TaskStatus;
+use adze_core::{Error, Result, TenantId};
+use adze_store::Store;
+use tokio::time::Instant;
+
+use super::{RunState, State, TaskState, WorkerState};
+use crate::commit::Batch;
+use crate::{EngineConfig, store_error};
+
+pub(crate) async fn load(tenant: TenantId, store: &dyn Store, config: EngineConfig) -> Result<State> {
+    let snapshot = store.load_tenant(tenant).await.map_err(store_error)?;
+    let mut state = State {
+        tenant,
+        config,
+        versions: HashMap::new(),
+        latest: HashMap::new(),
+        runs: HashMap::new(),
+        tasks: HashMap::new(),
+        queues: HashMap::new(),
+        workers: HashMap::new(),
+        waiters: HashMap::new(),
+        dirty: HashSet::new(),
+        next_seq: 0,
+        next_generation: 0,
+        timers: Default::default(),
+        batch: Batch::default(),
+    };
+    for version in snapshot.workflows {
+        state.add_version(version);
+    }
+    let come_back_by = Instant::now() + state.config.heartbeat_timeout;
+    for record in snapshot.workers {
+        let id = record.id;
+        state.workers.insert(
+            id,
+            WorkerState {
+                pool: SlotPool::new(record.capacity.clone()),
+                record,
+                stream: None,
+                heartbeat_deadline: come_back_by,
+                listen_deadline: Some(come_back_by),
+                tasks: HashSet::new(),
+            },
+        );
+        state.arm(id, come_back_by);
+    }
+    let mut run_tasks: HashMap<_, Vec<_>> = HashMap::new();
+    for task in snapshot.tasks {
+        run_tasks.entry(task.run_id).or_default().push(task);
+    }
+    let mut orphans = Vec::new();
+    for run in snapshot.runs {
+        let version = state
+            .versions
+            .get(&run.workflow_version_id)
+            .cloned()
+            .ok_or_else(|| Error::internal(format!("run {} has no workflow version {}", run.id, run.workflow_version_id)))?;
+        let mut tasks = run_tasks.remove(&run.id).unwrap_or_default();
+        tasks.sort_by_key(|task| task.position);
+        let ids = tasks.iter().map(|task| task.id).collect();
+        for record in tasks {
+            let spec = &version.record.spec.tasks[record.position as usize];
+            let requests = spec.slot_requests.clone();
+            state.next_seq = state.next_seq.max(record.queued_seq + 1);
+            if record.status.is_on_worker() {
+                match record.worker_id.and_then(|id| state.workers.get_mut(&id)) {
+                    Some(worker) => {
+                        if !record.released {
+                            worker.pool.take_unchecked(&requests);
+                        }
+                        worker.tasks.insert(record.id);
+                    }
+                    None => orphans.push(record.id),
+                }
+            }
+            state.tasks.insert(record.id, TaskState { record, requests, deadline: None });
+        }
+        state.runs.insert(run.id, RunState { record: run, version: Arc::clone(&version), tasks: ids });
+    }
+    let mut queued: Vec<_> = state
+        .tasks
+        .values()
+        .filter(|task| task.record.status == TaskStatus::Queued)
+        .map(|task| (task.record.queued_seq, task.record.id))
+        .collect();
+    queued.sort();
+    for (_, task) in queued {
+        let action = state.action_of(task);
+        state.queues.entry(action.clone()).or_insert_with(VecDeque::new).push_back(task);
+        state.dirty.insert(action);
+    }
+    for task in orphans {
+        state.history(task, "worker lost", Some("its worker was not known after a restart".into()));
+        state.fail(task, "worker lost: its worker was not known after the engine restarted".into(), true);
+    }
+    tracing::info!(%tenant, runs = state.runs.len(), workers = state.workers.len(), "tenant recovered");
+    Ok(state)
+}

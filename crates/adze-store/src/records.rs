@@ -1,0 +1,164 @@
+//! Rows as the engine sees them, the same for every backend.
+
+use adze_core::slots::SlotUnits;
+use adze_core::state::{RunStatus, TaskStatus};
+use adze_core::workflow::WorkflowSpec;
+use adze_core::{Millis, RunId, TaskId, TenantId, WorkerId};
+use uuid::Uuid;
+
+/// A write, applied with others in one transaction by [`crate::Store::commit`].
+#[derive(Debug, Clone)]
+pub enum Mutation {
+    InsertToken(TokenRecord),
+    RevokeToken { token_id: Uuid, at: Millis },
+    InsertEvent(EventRecord),
+    InsertRun(RunRecord),
+    /// Inserts or replaces a task row: the engine always writes the whole task.
+    SaveTask(TaskRecord),
+    FinishRun { run_id: RunId, status: RunStatus, finished_at: Millis },
+    History(HistoryRecord),
+    SaveWorker(WorkerRecord),
+    DeleteWorker(WorkerId),
+    Log(LogRecord),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRecord {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub revoked_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowVersionRecord {
+    pub id: Uuid,
+    pub workflow_id: Uuid,
+    pub tenant_id: TenantId,
+    /// 1 for the first version of a workflow, then counting up.
+    pub number: i64,
+    pub spec: WorkflowSpec,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PutWorkflowOutcome {
+    pub version: WorkflowVersionRecord,
+    /// False when the spec equalled the latest version and nothing was written.
+    pub created: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub key: String,
+    pub payload: String,
+    pub additional_metadata: String,
+    pub scope: Option<String>,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub tenant_id: TenantId,
+    pub workflow_version_id: Uuid,
+    /// The run's input, a JSON object.
+    pub input: String,
+    /// JSON object of the caller's metadata.
+    pub additional_metadata: String,
+    /// The event that started it, if one did.
+    pub event_id: Option<Uuid>,
+    pub created_at: Millis,
+    pub status: RunStatus,
+    pub finished_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRecord {
+    pub id: TaskId,
+    pub run_id: RunId,
+    pub tenant_id: TenantId,
+    /// Index of the task in its workflow version's spec.
+    pub position: u32,
+    pub name: String,
+    pub status: TaskStatus,
+    /// 0 for the first attempt: the `retry_count` the worker sees.
+    pub attempt: u32,
+    pub worker_id: Option<WorkerId>,
+    /// Whether the current attempt released its slot.
+    pub released: bool,
+    /// Orders a queue: lower goes first. Recovery rebuilds queues from it.
+    pub queued_seq: i64,
+    /// The output JSON of a completed task.
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub created_at: Millis,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+}
+
+/// One line of a task's history: assigned, started, released, completed, failed, …
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRecord {
+    pub task_id: TaskId,
+    pub attempt: u32,
+    pub at: Millis,
+    pub kind: String,
+    pub worker_id: Option<WorkerId>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerRecord {
+    pub id: WorkerId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub actions: Vec<String>,
+    pub capacity: SlotUnits,
+    pub paused: bool,
+    pub registered_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRecord {
+    pub task_id: TaskId,
+    pub tenant_id: TenantId,
+    pub at: Millis,
+    pub level: Option<String>,
+    pub message: String,
+}
+
+/// What recovery needs of a tenant.
+#[derive(Debug, Clone, Default)]
+pub struct TenantSnapshot {
+    pub runs: Vec<RunRecord>,
+    pub tasks: Vec<TaskRecord>,
+    pub workers: Vec<WorkerRecord>,
+    pub workflows: Vec<WorkflowVersionRecord>,
+}
+
+/// Run statuses as stored.
+pub fn run_status_name(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Queued => "queued",
+        RunStatus::Running => "running",
+        RunStatus::Completed => "completed",
+        RunStatus::Failed => "failed",
+        RunStatus::Cancelled => "cancelled",
+    }
+}
+
+pub fn parse_run_status(text: &str) -> Option<RunStatus> {
+    [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ]
+    .into_iter()
+    .find(|status| run_status_name(*status) == text)
+}
