@@ -4,7 +4,7 @@ Layout:
 - `engine`   — start, kill -9, restart `adze lite` on free ports; mint tokens; SDK env
 - `workers`  — worker scripts as killable subprocesses (own process group)
 - `records`  — the JSON-lines file a worker script writes its step timestamps and log lines to
-- `measure`  — `MEASURE:` lines, printed and appended to conformance/measurements.txt
+- `measurements` — `MEASURE:` lines, printed and appended to conformance/measurements.txt
 - `jwt`      — decode and forge tokens for the auth tests
 - `pytest_plugin` — fixtures shared by both SDK suites; failure reports carry the engine's
   stderr tail and each worker's output
@@ -15,7 +15,7 @@ The package imports nothing from hatchet_sdk, so it works unchanged in both SDK 
 from .engine import Engine, EngineError, adze_bin
 from .workers import WorkerProcess, WorkerError
 from .records import Records
-from .measure import measure
+from .measurements import measure
 
 __all__ = [
     "Engine",

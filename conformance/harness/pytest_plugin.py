@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from . import measure, report
+from . import measurements, report
 from .engine import Engine
 from .workers import WorkerProcess
 
@@ -37,7 +37,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    lines = measure.this_run()
+    lines = measurements.this_run()
     if lines:
         terminalreporter.section("measurements (not asserted)")
         for line in lines:

@@ -64,8 +64,17 @@ class Rpc:
         token = self.token if token is _DEFAULT else token
         return [] if token is None else [("authorization", f"{scheme} {token}")]
 
-    def call(self, method: Callable[..., Any], request: Any, *, token: Any = _DEFAULT, scheme: str = "bearer", timeout: float = 10.0) -> Any:
-        return method(request, metadata=self.metadata(token, scheme), timeout=timeout)
+    def call(
+        self,
+        method: Callable[..., Any],
+        request: Any,
+        *,
+        token: Any = _DEFAULT,
+        scheme: str = "bearer",
+        timeout: float = 10.0,
+        **grpc_kwargs: Any,
+    ) -> Any:
+        return method(request, metadata=self.metadata(token, scheme), timeout=timeout, **grpc_kwargs)
 
     def error(self, method: Callable[..., Any], request: Any, **kw: Any) -> grpc.RpcError | None:
         """The call's error, or None when it succeeded."""

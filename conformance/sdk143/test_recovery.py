@@ -16,11 +16,10 @@ N = 10
 def test_queued_runs_survive_engine_sigkill_and_complete_after_restart(make_engine, make_worker, namespace):
     eng = make_engine()
     env = eng.env(namespace=namespace)
-    _, d = new_client(env)
+    hatchet, d = new_client(env)
     rpc = Rpc(eng.grpc_addr, eng.token)
 
     # Register the workflow without any worker, so the runs can only queue.
-    hatchet, _ = new_client(env)
     hatchet._client.admin.put_workflow(d.echo.to_proto())
     refs = [d.echo.run(EchoInput(message=f"q{i}", n=i), wait_for_result=False) for i in range(N)]
     ids = [r.workflow_run_id for r in refs]

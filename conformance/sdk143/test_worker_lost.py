@@ -16,7 +16,7 @@ from hatchet_sdk.exceptions import FailedTaskRunExceptionGroup
 from harness import measure
 from rpc import STATUS_NAMES, Rpc, describe, v1
 
-from conftest import start_worker
+from conftest import new_client, start_worker
 
 HEARTBEAT_TIMEOUT = 8
 LISTEN_GRACE = 2
@@ -28,8 +28,6 @@ def test_killed_worker_fails_released_and_holding_tasks_with_worker_lost(make_en
     eng = make_engine(heartbeat_timeout=HEARTBEAT_TIMEOUT, listen_grace=LISTEN_GRACE)
     env = eng.env(namespace=namespace)
     worker = start_worker(make_worker, env, "lost").wait_registered()
-
-    from conftest import new_client
 
     _, d = new_client(env)
     released_ref = d.lost_released.run(wait_for_result=False)

@@ -62,6 +62,7 @@ class Defs:
     on_order: Any
     release_chain: Any
     hold_chain: Any
+    release_twice: Any
     lost_released: Any
     lost_holding: Any
 
@@ -71,7 +72,7 @@ class Defs:
 
     def one_slot(self) -> list[Any]:
         """What release_worker.py serves on a single slot."""
-        return [self.release_chain, self.hold_chain]
+        return [self.release_chain, self.hold_chain, self.release_twice]
 
     def lost(self) -> list[Any]:
         """What lost_worker.py serves before it is killed."""
@@ -133,6 +134,13 @@ def define(hatchet: Hatchet) -> Defs:
         _mark(ctx, "hold_chain", "end", seq=input.seq)
         return {"seq": input.seq}
 
+    @hatchet.task(name="release_twice")
+    async def release_twice(input: Any, ctx: Context) -> dict[str, Any]:
+        await ctx.aio_release_slot()
+        await ctx.aio_release_slot()  # the contract: a second release is a no-op
+        _mark(ctx, "release_twice", "end")
+        return {"released": 2}
+
     # Long execution timeouts, no retries: killing the worker must be what ends these.
     @hatchet.task(name="lost_released", execution_timeout=timedelta(minutes=10), retries=0)
     async def lost_released(input: Any, ctx: Context) -> dict[str, Any]:
@@ -159,6 +167,7 @@ def define(hatchet: Hatchet) -> Defs:
         on_order=on_order,
         release_chain=release_chain,
         hold_chain=hold_chain,
+        release_twice=release_twice,
         lost_released=lost_released,
         lost_holding=lost_holding,
     )

@@ -1,0 +1,116 @@
+"""Manual slot release with hatchet-sdk 1.43.1 on a one-slot worker (async tasks: the
+SDK runs sync tasks on a thread pool sized by its slots).
+
+Six release_chain runs queue at once. Each holds the slot for HEAVY seconds, releases it,
+then works POST more seconds; the next run must take the freed slot during that time,
+and never before the release. The release-to-next-start delays are measured.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+
+from harness import measure
+from harness.measurements import summary
+from rpc import Rpc, describe, dispatcher, explain, v1
+
+from conftest import Deployment, start_worker
+from workers.defs import ChainInput
+
+HEAVY = 0.3
+POST = 3.0
+CHAIN = 6  # five release-to-next-start delays
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def one_slot(engine, tmp_path_factory):
+    from harness import WorkerProcess
+
+    from conftest import WORKER_SCRIPT
+
+    ns = f"r{uuid.uuid4().hex[:10]}"
+    env = engine.env(namespace=ns)
+    worker = WorkerProcess(WORKER_SCRIPT, env, tmp_path_factory.mktemp("one-slot"), name="one-slot-worker", args=("one_slot",))
+    try:
+        worker.start().wait_registered()
+        yield Deployment(engine, ns, env, worker)
+    finally:
+        worker.close()
+
+
+def executions(records, task: str, run_ids: set[str]) -> list[dict]:
+    by_run: dict[str, dict] = {}
+    for r in records.of("task", task=task):
+        if r["workflow_run_id"] in run_ids:
+            by_run.setdefault(r["workflow_run_id"], {"run": r["workflow_run_id"], "seq": r.get("seq")})[r["phase"]] = r["t"]
+    return sorted(by_run.values(), key=lambda e: e.get("start", float("inf")))
+
+
+def timeline(execs: list[dict]) -> str:
+    t0 = min(e["start"] for e in execs if "start" in e)
+    return "\n".join(
+        f"  seq={e['seq']} " + " ".join(f"{k}=+{e[k] - t0:.3f}s" for k in ("start", "releasing", "released", "end") if k in e)
+        for e in execs
+    )
+
+
+def run_chain(dep: Deployment, task_attr: str, n: int) -> list[dict]:
+    _, d = dep.client()
+    task = getattr(d, task_attr)
+    refs = task.run_many(
+        [task.create_bulk_run_item(ChainInput(seq=i, heavy=HEAVY, post=POST)) for i in range(n)],
+        wait_for_result=False,
+    )
+    outs = [ref.result() for ref in refs]
+    assert sorted(o["seq"] for o in outs) == list(range(n)), outs
+    return executions(dep.worker.records, task_attr, {r.workflow_run_id for r in refs})
+
+
+def test_each_release_lets_the_next_queued_run_start_on_a_one_slot_worker(one_slot):
+    execs = run_chain(one_slot, "release_chain", CHAIN)
+    assert len(execs) == CHAIN and all("end" in e for e in execs), timeline(execs)
+    delays = []
+    for prev, nxt in zip(execs, execs[1:]):
+        assert nxt["start"] >= prev["releasing"], (
+            "one slot: a run started before the previous one released it\n" + timeline(execs)
+        )
+        assert nxt["start"] < prev["end"], (
+            "the next run should start while the releasing run is still in its post-release part\n"
+            + timeline(execs)
+        )
+        delays.append(nxt["start"] - prev["releasing"])
+    s = summary(delays)
+    measure("release_to_next_start_median", s["median"], "s", worst=f"{s['worst']:.4f}s", best=f"{s['best']:.4f}s", n=s["n"])
+
+
+def test_without_release_runs_on_one_slot_never_overlap(one_slot):
+    execs = run_chain(one_slot, "hold_chain", 2)
+    first, second = execs
+    assert second["start"] >= first["end"], (
+        "a one-slot worker ran a second task while the first still held the slot\n" + timeline(execs)
+    )
+
+
+def test_releasing_twice_is_a_no_op_and_releasing_a_finished_task_is_an_error(one_slot):
+    _, d = one_slot.client()
+    ref = d.release_twice.run(wait_for_result=False)
+    assert ref.result() == {"released": 2}
+
+    rpc = Rpc(one_slot.engine.grpc_addr, one_slot.engine.token)
+    try:
+        details = rpc.run_details(ref.workflow_run_id)
+        task = details.task_runs.get("release_twice")
+        assert task is not None and task.external_id, describe(details)
+        err = rpc.error(rpc.dispatcher.ReleaseSlot, dispatcher.ReleaseSlotRequest(task_run_external_id=task.external_id))
+        assert err is not None, "ReleaseSlot of a completed task should be an error, it succeeded"
+        assert err.code() not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE), (
+            f"ReleaseSlot of a completed task should be a clean error, got {explain(err)}"
+        )
+        assert rpc.run_details(ref.workflow_run_id).status == v1.COMPLETED
+    finally:
+        rpc.close()

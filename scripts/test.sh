@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The one test command: the workspace's Rust tests, then the SDK conformance suite
+# (which builds the adze binary itself unless ADZE_BIN is set).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+cargo test --workspace
+exec conformance/run.sh "$@"
