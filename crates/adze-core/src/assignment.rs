@@ -76,7 +76,11 @@ mod tests {
         let mut workers = vec![worker(1), worker(2)];
         let queue = vec![one(); 5];
         let chosen = assign_queue(&queue, &mut workers);
-        assert_eq!(chosen, vec![1, 0, 1], "most free units first, ties to the first listed");
+        assert_eq!(
+            chosen,
+            vec![1, 0, 1],
+            "most free units first, ties to the first listed"
+        );
         assert_eq!(workers[0].pool.free_units("default"), 0);
         assert_eq!(workers[1].pool.free_units("default"), 0);
     }
@@ -86,7 +90,10 @@ mod tests {
         let mut workers = vec![worker(1)];
         let big = SlotUnits::from([("default".into(), 2)]);
         let queue = vec![big, one()];
-        assert!(assign_queue(&queue, &mut workers).is_empty(), "FIFO: nothing jumps the head");
+        assert!(
+            assign_queue(&queue, &mut workers).is_empty(),
+            "FIFO: nothing jumps the head"
+        );
     }
 
     #[test]

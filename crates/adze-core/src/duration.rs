@@ -19,7 +19,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_digit() && c != '.')
             .ok_or_else(|| format!("{text:?} has a number without a unit (use s, m or h)"))?;
         if digits == 0 {
-            return Err(format!("{text:?} is not a duration such as \"30s\", \"5m\" or \"1h\""));
+            return Err(format!(
+                "{text:?} is not a duration such as \"30s\", \"5m\" or \"1h\""
+            ));
         }
         let number: f64 = rest[..digits]
             .parse()
@@ -34,7 +36,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "d" => 86_400.0,
-            unit => return Err(format!("{text:?} has an unknown unit {unit:?} (use ms, s, m or h)")),
+            unit => {
+                return Err(format!(
+                    "{text:?} has an unknown unit {unit:?} (use ms, s, m or h)"
+                ));
+            }
         };
         rest = &rest[unit_len..];
         total += Duration::try_from_secs_f64(number * seconds_per_unit)

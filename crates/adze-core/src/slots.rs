@@ -81,7 +81,8 @@ fn validate_slot_type(field: &str, slot_type: &str) -> Result<()> {
 }
 
 fn non_negative(field: &str, count: i32) -> Result<u32> {
-    u32::try_from(count).map_err(|_| Error::invalid(format!("{field} must not be negative, got {count}")))
+    u32::try_from(count)
+        .map_err(|_| Error::invalid(format!("{field} must not be negative, got {count}")))
 }
 
 /// A worker's capacity and what its running tasks hold of it.
@@ -180,7 +181,11 @@ mod tests {
     fn all_units_or_none() {
         let mut pool = SlotPool::new(units(&[("default", 1), ("gpu", 1)]));
         assert!(!pool.take(&units(&[("default", 1), ("gpu", 2)])));
-        assert_eq!(pool.free_units("default"), 1, "a failed take must take nothing");
+        assert_eq!(
+            pool.free_units("default"),
+            1,
+            "a failed take must take nothing"
+        );
         assert!(!pool.fits(&units(&[("unknown", 1)])));
     }
 
@@ -194,7 +199,10 @@ mod tests {
     #[test]
     fn register_capacity() {
         let none = BTreeMap::new();
-        assert_eq!(capacity_from_register(Some(3), &none).unwrap(), units(&[("default", 3)]));
+        assert_eq!(
+            capacity_from_register(Some(3), &none).unwrap(),
+            units(&[("default", 3)])
+        );
         let config = BTreeMap::from([("durable".to_string(), 1000), ("default".to_string(), 5)]);
         assert_eq!(
             capacity_from_register(None, &config).unwrap(),
@@ -208,9 +216,20 @@ mod tests {
     #[test]
     fn task_requests() {
         let none = BTreeMap::new();
-        assert_eq!(requests_from_spec("t", &none, false).unwrap(), units(&[("default", 1)]));
-        assert_eq!(requests_from_spec("t", &none, true).unwrap(), units(&[("durable", 1)]));
+        assert_eq!(
+            requests_from_spec("t", &none, false).unwrap(),
+            units(&[("default", 1)])
+        );
+        assert_eq!(
+            requests_from_spec("t", &none, true).unwrap(),
+            units(&[("durable", 1)])
+        );
         let zero = BTreeMap::from([("default".to_string(), 0)]);
-        assert!(requests_from_spec("t", &zero, false).unwrap_err().message.contains("\"t\""));
+        assert!(
+            requests_from_spec("t", &zero, false)
+                .unwrap_err()
+                .message
+                .contains("\"t\"")
+        );
     }
 }

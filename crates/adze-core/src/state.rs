@@ -66,13 +66,13 @@ impl TaskStatus {
     /// Whether a task may move from `self` to `next`.
     pub fn can_move_to(self, next: TaskStatus) -> bool {
         use TaskStatus::*;
-        match (self, next) {
-            (Pending, Queued | Cancelled) => true,
-            (Queued, Assigned | Failed | Cancelled) => true,
-            (Assigned, Running | Queued | Completed | Failed | Cancelled) => true,
-            (Running, Queued | Completed | Failed | Cancelled) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Pending, Queued | Cancelled)
+                | (Queued, Assigned | Failed | Cancelled)
+                | (Assigned, Running | Queued | Completed | Failed | Cancelled)
+                | (Running, Queued | Completed | Failed | Cancelled)
+        )
     }
 }
 
@@ -108,7 +108,8 @@ impl RunStatus {
     /// failed, cancelled if any was cancelled, else completed. Until then it is running
     /// once any task has reached a worker.
     pub fn of_tasks(tasks: impl IntoIterator<Item = TaskStatus>) -> RunStatus {
-        let (mut all_terminal, mut failed, mut cancelled, mut started) = (true, false, false, false);
+        let (mut all_terminal, mut failed, mut cancelled, mut started) =
+            (true, false, false, false);
         for status in tasks {
             all_terminal &= status.is_terminal();
             failed |= status == TaskStatus::Failed;
@@ -146,11 +147,17 @@ mod tests {
         assert!(Running.can_move_to(Queued), "a retry requeues");
         for done in [Completed, Failed, Cancelled] {
             for next in TaskStatus::ALL {
-                assert!(!done.can_move_to(next), "{done} is final but moved to {next}");
+                assert!(
+                    !done.can_move_to(next),
+                    "{done} is final but moved to {next}"
+                );
             }
         }
         assert!(!Pending.can_move_to(Running));
-        assert!(!Queued.can_move_to(Running), "a task starts only once assigned");
+        assert!(
+            !Queued.can_move_to(Running),
+            "a task starts only once assigned"
+        );
     }
 
     #[test]
@@ -164,10 +171,19 @@ mod tests {
     #[test]
     fn run_status_from_tasks() {
         assert_eq!(RunStatus::of_tasks([Queued, Pending]), RunStatus::Queued);
-        assert_eq!(RunStatus::of_tasks([Completed, Pending]), RunStatus::Running);
-        assert_eq!(RunStatus::of_tasks([Completed, Completed]), RunStatus::Completed);
+        assert_eq!(
+            RunStatus::of_tasks([Completed, Pending]),
+            RunStatus::Running
+        );
+        assert_eq!(
+            RunStatus::of_tasks([Completed, Completed]),
+            RunStatus::Completed
+        );
         assert_eq!(RunStatus::of_tasks([Failed, Cancelled]), RunStatus::Failed);
-        assert_eq!(RunStatus::of_tasks([Completed, Cancelled]), RunStatus::Cancelled);
+        assert_eq!(
+            RunStatus::of_tasks([Completed, Cancelled]),
+            RunStatus::Cancelled
+        );
         assert_eq!(RunStatus::of_tasks([Running, Failed]), RunStatus::Running);
     }
 }

@@ -180,7 +180,9 @@ pub fn parse_object(field: &str, text: &str) -> Result<JsonObject> {
             "{field} must be a JSON object, got {}",
             json_kind(&other)
         ))),
-        Err(error) => Err(Error::invalid(format!("{field} is not valid JSON: {error}"))),
+        Err(error) => Err(Error::invalid(format!(
+            "{field} is not valid JSON: {error}"
+        ))),
     }
 }
 
@@ -194,7 +196,6 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
         serde_json::Value::Object(_) => "an object",
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -246,7 +247,9 @@ mod tests {
         let message = |spec: WorkflowSpec| spec.validate().unwrap_err().message;
         assert!(message(workflow(vec![])).contains("no tasks"));
         assert!(message(workflow(vec![task("a", &["zz"])])).contains("unknown parent \"zz\""));
-        assert!(message(workflow(vec![task("a", &[]), task("a", &[])])).contains("two tasks named"));
+        assert!(
+            message(workflow(vec![task("a", &[]), task("a", &[])])).contains("two tasks named")
+        );
         assert!(message(workflow(vec![task("a", &["b"]), task("b", &["a"])])).contains("cycle"));
         assert!(message(workflow(vec![task("a", &["a"])])).contains("cycle"));
         assert!(message(workflow(vec![task("", &[])])).contains("empty"));
@@ -256,7 +259,17 @@ mod tests {
     fn objects_only() {
         assert!(parse_object("input", "{\"a\":1}").is_ok());
         assert!(parse_object("input", "").unwrap().is_empty());
-        assert!(parse_object("input", "[1]").unwrap_err().message.contains("an array"));
-        assert!(parse_object("input", "{").unwrap_err().message.contains("not valid JSON"));
+        assert!(
+            parse_object("input", "[1]")
+                .unwrap_err()
+                .message
+                .contains("an array")
+        );
+        assert!(
+            parse_object("input", "{")
+                .unwrap_err()
+                .message
+                .contains("not valid JSON")
+        );
     }
 }

@@ -38,7 +38,11 @@ impl Batch {
     }
 
     /// Answers a caller with `value` once committed, or with the commit's error.
-    pub fn reply<T: Send + 'static>(&mut self, reply: tokio::sync::oneshot::Sender<Result<T>>, value: Result<T>) {
+    pub fn reply<T: Send + 'static>(
+        &mut self,
+        reply: tokio::sync::oneshot::Sender<Result<T>>,
+        value: Result<T>,
+    ) {
         self.then(move |committed| {
             let _ = reply.send(committed.and(value));
         });

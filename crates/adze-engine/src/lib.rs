@@ -94,7 +94,10 @@ pub enum TaskEventKind {
     Started,
     /// The output, JSON text.
     Completed(String),
-    Failed { error: String, retryable: bool },
+    Failed {
+        error: String,
+        retryable: bool,
+    },
 }
 
 /// What goes down a worker's listen stream.
@@ -157,7 +160,12 @@ impl Engine {
                 tasks: TaskTracker::new(),
             }),
         };
-        let tenants = engine.inner.store.tenants_to_recover().await.map_err(store_error)?;
+        let tenants = engine
+            .inner
+            .store
+            .tenants_to_recover()
+            .await
+            .map_err(store_error)?;
         for tenant in tenants {
             engine.tenant(tenant);
         }
@@ -193,7 +201,11 @@ impl Engine {
     }
 
     /// Sends a command to the tenant's actor and waits for its (committed) answer.
-    async fn ask<T>(&self, tenant: TenantId, command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
+    async fn ask<T>(
+        &self,
+        tenant: TenantId,
+        command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         self.tenant(tenant)
             .send(command(reply))
@@ -204,37 +216,75 @@ impl Engine {
     }
 
     /// Registers a workflow version (a no-op when it equals the latest one).
-    pub async fn put_workflow(&self, tenant: TenantId, spec: WorkflowSpec) -> Result<WorkflowVersionRecord> {
+    pub async fn put_workflow(
+        &self,
+        tenant: TenantId,
+        spec: WorkflowSpec,
+    ) -> Result<WorkflowVersionRecord> {
         spec.validate()?;
-        let outcome = self.inner.store.put_workflow(tenant, spec).await.map_err(store_error)?;
+        let outcome = self
+            .inner
+            .store
+            .put_workflow(tenant, spec)
+            .await
+            .map_err(store_error)?;
         let version = outcome.version.clone();
-        self.ask(tenant, |reply| Command::WorkflowVersion { version: outcome.version, reply })
-            .await?;
+        self.ask(tenant, |reply| Command::WorkflowVersion {
+            version: outcome.version,
+            reply,
+        })
+        .await?;
         Ok(version)
     }
 
     /// Starts runs; the ids are returned once every run is committed. All or nothing:
     /// one invalid request fails the call and starts no run.
-    pub async fn trigger(&self, tenant: TenantId, requests: Vec<TriggerRequest>) -> Result<Vec<RunId>> {
-        self.ask(tenant, |reply| Command::Trigger { requests, reply }).await
+    pub async fn trigger(
+        &self,
+        tenant: TenantId,
+        requests: Vec<TriggerRequest>,
+    ) -> Result<Vec<RunId>> {
+        self.ask(tenant, |reply| Command::Trigger { requests, reply })
+            .await
     }
 
     /// Records events and starts every workflow whose trigger matches each key.
-    pub async fn push_events(&self, tenant: TenantId, events: Vec<NewEvent>) -> Result<Vec<EventRecord>> {
-        self.ask(tenant, |reply| Command::PushEvents { events, reply }).await
+    pub async fn push_events(
+        &self,
+        tenant: TenantId,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<EventRecord>> {
+        self.ask(tenant, |reply| Command::PushEvents { events, reply })
+            .await
     }
 
-    pub async fn register_worker(&self, tenant: TenantId, registration: WorkerRegistration) -> Result<WorkerId> {
-        self.ask(tenant, |reply| Command::RegisterWorker { registration, reply }).await
+    pub async fn register_worker(
+        &self,
+        tenant: TenantId,
+        registration: WorkerRegistration,
+    ) -> Result<WorkerId> {
+        self.ask(tenant, |reply| Command::RegisterWorker {
+            registration,
+            reply,
+        })
+        .await
     }
 
     /// Opens the worker's assignment stream; a second listen replaces the first. The
     /// stream ends when the worker is lost or the engine stops.
-    pub async fn listen(&self, tenant: TenantId, worker: WorkerId) -> Result<mpsc::UnboundedReceiver<Assignment>> {
+    pub async fn listen(
+        &self,
+        tenant: TenantId,
+        worker: WorkerId,
+    ) -> Result<mpsc::UnboundedReceiver<Assignment>> {
         let mailbox = self.tenant(tenant);
         let (sender, receiver) = mpsc::unbounded_channel();
         let generation = self
-            .ask(tenant, |reply| Command::Listen { worker, stream: sender.clone(), reply })
+            .ask(tenant, |reply| Command::Listen {
+                worker,
+                stream: sender.clone(),
+                reply,
+            })
             .await?;
         // When the worker hangs up, the actor must know at once to start the grace timer.
         self.inner.tasks.spawn(async move {
@@ -246,32 +296,56 @@ impl Engine {
 
     /// Marks the worker as not listening (the SDK's `Unsubscribe`).
     pub async fn unsubscribe(&self, tenant: TenantId, worker: WorkerId) -> Result<()> {
-        self.ask(tenant, |reply| Command::Unsubscribe { worker, reply }).await
+        self.ask(tenant, |reply| Command::Unsubscribe { worker, reply })
+            .await
     }
 
     pub async fn heartbeat(&self, tenant: TenantId, worker: WorkerId) -> Result<()> {
-        self.ask(tenant, |reply| Command::Heartbeat { worker, reply }).await
+        self.ask(tenant, |reply| Command::Heartbeat { worker, reply })
+            .await
     }
 
-    pub async fn set_worker_paused(&self, tenant: TenantId, worker: WorkerId, paused: bool) -> Result<()> {
-        self.ask(tenant, |reply| Command::SetPaused { worker, paused, reply }).await
+    pub async fn set_worker_paused(
+        &self,
+        tenant: TenantId,
+        worker: WorkerId,
+        paused: bool,
+    ) -> Result<()> {
+        self.ask(tenant, |reply| Command::SetPaused {
+            worker,
+            paused,
+            reply,
+        })
+        .await
     }
 
     pub async fn task_event(&self, tenant: TenantId, event: TaskEvent) -> Result<()> {
         let task = event.task_id;
-        let outcome = self.ask(tenant, |reply| Command::TaskEvent { event, reply }).await?;
+        let outcome = self
+            .ask(tenant, |reply| Command::TaskEvent { event, reply })
+            .await?;
         self.settle(tenant, task, outcome).await
     }
 
     /// Frees the task's slot units now; the task keeps running and stays on its worker.
     pub async fn release_slot(&self, tenant: TenantId, task: TaskId) -> Result<()> {
-        let outcome = self.ask(tenant, |reply| Command::ReleaseSlot { task, reply }).await?;
+        let outcome = self
+            .ask(tenant, |reply| Command::ReleaseSlot { task, reply })
+            .await?;
         self.settle(tenant, task, outcome).await
     }
 
     /// Extends a running task's deadline by `by`, returning the new deadline.
-    pub async fn refresh_timeout(&self, tenant: TenantId, task: TaskId, by: Duration) -> Result<Millis> {
-        match self.ask(tenant, |reply| Command::RefreshTimeout { task, by, reply }).await? {
+    pub async fn refresh_timeout(
+        &self,
+        tenant: TenantId,
+        task: TaskId,
+        by: Duration,
+    ) -> Result<Millis> {
+        match self
+            .ask(tenant, |reply| Command::RefreshTimeout { task, by, reply })
+            .await?
+        {
             Some(deadline) => Ok(deadline),
             None => Err(self.missing_task(tenant, task).await),
         }
@@ -295,7 +369,10 @@ impl Engine {
 
     /// Waits until the run is done and returns it.
     pub async fn wait_run(&self, tenant: TenantId, run: RunId) -> Result<RunSnapshot> {
-        match self.ask(tenant, |reply| Command::WaitRun { run, reply }).await? {
+        match self
+            .ask(tenant, |reply| Command::WaitRun { run, reply })
+            .await?
+        {
             Some(snapshot) => Ok(snapshot),
             None => self.stored_run(tenant, run).await,
         }
@@ -303,26 +380,55 @@ impl Engine {
 
     /// The run as it is now.
     pub async fn run(&self, tenant: TenantId, run: RunId) -> Result<RunSnapshot> {
-        match self.ask(tenant, |reply| Command::GetRun { run, reply }).await? {
+        match self
+            .ask(tenant, |reply| Command::GetRun { run, reply })
+            .await?
+        {
             Some(snapshot) => Ok(snapshot),
             None => self.stored_run(tenant, run).await,
         }
     }
 
     async fn stored_run(&self, tenant: TenantId, run: RunId) -> Result<RunSnapshot> {
-        match self.inner.store.run(tenant, run).await.map_err(store_error)? {
+        match self
+            .inner
+            .store
+            .run(tenant, run)
+            .await
+            .map_err(store_error)?
+        {
             Some((run, tasks)) => Ok(RunSnapshot { run, tasks }),
             None => Err(Error::not_found(format!("workflow run {run} not found"))),
         }
     }
 
-    pub async fn put_log(&self, tenant: TenantId, task: TaskId, message: String, level: Option<String>) -> Result<()> {
-        self.ask(tenant, |reply| Command::PutLog { task, message, level, reply }).await
+    pub async fn put_log(
+        &self,
+        tenant: TenantId,
+        task: TaskId,
+        message: String,
+        level: Option<String>,
+    ) -> Result<()> {
+        self.ask(tenant, |reply| Command::PutLog {
+            task,
+            message,
+            level,
+            reply,
+        })
+        .await
     }
 
     /// The task's history, oldest first (assigned, started, released, …).
-    pub async fn task_history(&self, tenant: TenantId, task: TaskId) -> Result<Vec<adze_store::HistoryRecord>> {
-        self.inner.store.task_history(tenant, task).await.map_err(store_error)
+    pub async fn task_history(
+        &self,
+        tenant: TenantId,
+        task: TaskId,
+    ) -> Result<Vec<adze_store::HistoryRecord>> {
+        self.inner
+            .store
+            .task_history(tenant, task)
+            .await
+            .map_err(store_error)
     }
 }
 

@@ -33,7 +33,9 @@ pub enum StoreError {
     Commit(String),
     #[error("the store is closed")]
     Closed,
-    #[error("the store's schema is version {found}, newer than this binary's {supported}: upgrade adze")]
+    #[error(
+        "the store's schema is version {found}, newer than this binary's {supported}: upgrade adze"
+    )]
     SchemaTooNew { found: i64, supported: i64 },
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -51,7 +53,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Registers a workflow version: the same spec as the latest version is a no-op that
     /// returns it; a changed one becomes the next version.
-    async fn put_workflow(&self, tenant: TenantId, spec: adze_core::workflow::WorkflowSpec) -> Result<PutWorkflowOutcome>;
+    async fn put_workflow(
+        &self,
+        tenant: TenantId,
+        spec: adze_core::workflow::WorkflowSpec,
+    ) -> Result<PutWorkflowOutcome>;
 
     /// Every version of every workflow of the tenant, oldest first.
     async fn workflow_versions(&self, tenant: TenantId) -> Result<Vec<WorkflowVersionRecord>>;
@@ -68,7 +74,11 @@ pub trait Store: Send + Sync + 'static {
     async fn load_tenant(&self, tenant: TenantId) -> Result<TenantSnapshot>;
 
     /// One run and its tasks.
-    async fn run(&self, tenant: TenantId, run: RunId) -> Result<Option<(RunRecord, Vec<TaskRecord>)>>;
+    async fn run(
+        &self,
+        tenant: TenantId,
+        run: RunId,
+    ) -> Result<Option<(RunRecord, Vec<TaskRecord>)>>;
 
     /// One task.
     async fn task(&self, tenant: TenantId, task: TaskId) -> Result<Option<TaskRecord>>;

@@ -10,12 +10,19 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub enum Mutation {
     InsertToken(TokenRecord),
-    RevokeToken { token_id: Uuid, at: Millis },
+    RevokeToken {
+        token_id: Uuid,
+        at: Millis,
+    },
     InsertEvent(EventRecord),
     InsertRun(RunRecord),
     /// Inserts or replaces a task row: the engine always writes the whole task.
     SaveTask(TaskRecord),
-    FinishRun { run_id: RunId, status: RunStatus, finished_at: Millis },
+    FinishRun {
+        run_id: RunId,
+        status: RunStatus,
+        finished_at: Millis,
+    },
     History(HistoryRecord),
     SaveWorker(WorkerRecord),
     DeleteWorker(WorkerId),

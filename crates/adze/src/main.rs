@@ -1,1 +1,50 @@
-fn main() {}
+//! The `adze` binary: a durable task engine that speaks Hatchet's protocol.
+//!
+//! - `adze lite`: the whole engine on embedded SQLite ([`lite`])
+//! - `adze token`: create and revoke API tokens ([`token`])
+//!
+//! Data goes to stdout, progress and logs to stderr.
+
+#![forbid(unsafe_code)]
+
+mod lite;
+mod token;
+
+use clap::{Parser, Subcommand};
+
+/// Adze: a durable task engine that Hatchet's SDKs connect to unchanged.
+#[derive(Parser)]
+#[command(name = "adze", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole engine on embedded SQLite: no set-up, one data directory.
+    Lite(lite::LiteArgs),
+    /// Create or revoke API tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ADZE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Lite(args) => lite::run(args).await,
+            Command::Token(command) => token::run(command).await,
+        }
+    })
+}

@@ -39,21 +39,71 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 
 /// What the engine handle asks of a tenant actor.
 pub enum Command {
-    WorkflowVersion { version: WorkflowVersionRecord, reply: Reply<()> },
-    Trigger { requests: Vec<TriggerRequest>, reply: Reply<Vec<RunId>> },
-    PushEvents { events: Vec<NewEvent>, reply: Reply<Vec<EventRecord>> },
-    RegisterWorker { registration: WorkerRegistration, reply: Reply<WorkerId> },
-    Listen { worker: WorkerId, stream: mpsc::UnboundedSender<Assignment>, reply: Reply<u64> },
-    ListenClosed { worker: WorkerId, generation: u64 },
-    Unsubscribe { worker: WorkerId, reply: Reply<()> },
-    Heartbeat { worker: WorkerId, reply: Reply<()> },
-    SetPaused { worker: WorkerId, paused: bool, reply: Reply<()> },
-    TaskEvent { event: TaskEvent, reply: Reply<Outcome> },
-    ReleaseSlot { task: TaskId, reply: Reply<Outcome> },
-    RefreshTimeout { task: TaskId, by: Duration, reply: Reply<Option<Millis>> },
-    WaitRun { run: RunId, reply: Reply<Option<RunSnapshot>> },
-    GetRun { run: RunId, reply: Reply<Option<RunSnapshot>> },
-    PutLog { task: TaskId, message: String, level: Option<String>, reply: Reply<()> },
+    WorkflowVersion {
+        version: WorkflowVersionRecord,
+        reply: Reply<()>,
+    },
+    Trigger {
+        requests: Vec<TriggerRequest>,
+        reply: Reply<Vec<RunId>>,
+    },
+    PushEvents {
+        events: Vec<NewEvent>,
+        reply: Reply<Vec<EventRecord>>,
+    },
+    RegisterWorker {
+        registration: WorkerRegistration,
+        reply: Reply<WorkerId>,
+    },
+    Listen {
+        worker: WorkerId,
+        stream: mpsc::UnboundedSender<Assignment>,
+        reply: Reply<u64>,
+    },
+    ListenClosed {
+        worker: WorkerId,
+        generation: u64,
+    },
+    Unsubscribe {
+        worker: WorkerId,
+        reply: Reply<()>,
+    },
+    Heartbeat {
+        worker: WorkerId,
+        reply: Reply<()>,
+    },
+    SetPaused {
+        worker: WorkerId,
+        paused: bool,
+        reply: Reply<()>,
+    },
+    TaskEvent {
+        event: TaskEvent,
+        reply: Reply<Outcome>,
+    },
+    ReleaseSlot {
+        task: TaskId,
+        reply: Reply<Outcome>,
+    },
+    RefreshTimeout {
+        task: TaskId,
+        by: Duration,
+        reply: Reply<Option<Millis>>,
+    },
+    WaitRun {
+        run: RunId,
+        reply: Reply<Option<RunSnapshot>>,
+    },
+    GetRun {
+        run: RunId,
+        reply: Reply<Option<RunSnapshot>>,
+    },
+    PutLog {
+        task: TaskId,
+        message: String,
+        level: Option<String>,
+        reply: Reply<()>,
+    },
 }
 
 /// How a command about a task ended: done, or the task is not live in this actor (it
@@ -212,11 +262,18 @@ impl State {
                 let result = self.push_events(events);
                 self.batch.reply(reply, result);
             }
-            Command::RegisterWorker { registration, reply } => {
+            Command::RegisterWorker {
+                registration,
+                reply,
+            } => {
                 let result = self.register_worker(registration);
                 self.batch.reply(reply, result);
             }
-            Command::Listen { worker, stream, reply } => {
+            Command::Listen {
+                worker,
+                stream,
+                reply,
+            } => {
                 let result = self.listen(worker, stream);
                 self.batch.reply(reply, result);
             }
@@ -229,7 +286,11 @@ impl State {
                 let result = self.heartbeat(worker);
                 self.batch.reply(reply, result);
             }
-            Command::SetPaused { worker, paused, reply } => {
+            Command::SetPaused {
+                worker,
+                paused,
+                reply,
+            } => {
                 let result = self.set_paused(worker, paused);
                 self.batch.reply(reply, result);
             }
@@ -256,7 +317,12 @@ impl State {
                 let snapshot = self.snapshot(run);
                 self.batch.reply(reply, Ok(snapshot));
             }
-            Command::PutLog { task, message, level, reply } => {
+            Command::PutLog {
+                task,
+                message,
+                level,
+                reply,
+            } => {
                 let result = self.put_log(task, message, level);
                 self.batch.reply(reply, result);
             }
@@ -277,7 +343,8 @@ impl State {
             .get(&version.record.spec.name)
             .is_none_or(|current| current.record.number < version.record.number);
         if newer {
-            self.latest.insert(version.record.spec.name.clone(), version.clone());
+            self.latest
+                .insert(version.record.spec.name.clone(), version.clone());
         }
         self.versions.insert(version.record.id, version);
     }
@@ -286,7 +353,12 @@ impl State {
         let state = self.runs.get(&run)?;
         Some(RunSnapshot {
             run: state.record.clone(),
-            tasks: state.tasks.iter().filter_map(|id| self.tasks.get(id)).map(|task| task.record.clone()).collect(),
+            tasks: state
+                .tasks
+                .iter()
+                .filter_map(|id| self.tasks.get(id))
+                .map(|task| task.record.clone())
+                .collect(),
         })
     }
 }

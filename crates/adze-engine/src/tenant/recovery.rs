@@ -5,7 +5,7 @@
 //! timeout to come back: SDK workers reconnect with the same worker id. A task whose
 //! worker is not in the store any more is failed as lost, retried by its policy.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use adze_core::slots::SlotPool;
@@ -18,7 +18,11 @@ use super::{RunState, State, TaskState, WorkerState};
 use crate::commit::Batch;
 use crate::{EngineConfig, store_error};
 
-pub(crate) async fn load(tenant: TenantId, store: &dyn Store, config: EngineConfig) -> Result<State> {
+pub(crate) async fn load(
+    tenant: TenantId,
+    store: &dyn Store,
+    config: EngineConfig,
+) -> Result<State> {
     let snapshot = store.load_tenant(tenant).await.map_err(store_error)?;
     let mut state = State {
         tenant,
@@ -65,7 +69,12 @@ pub(crate) async fn load(tenant: TenantId, store: &dyn Store, config: EngineConf
             .versions
             .get(&run.workflow_version_id)
             .cloned()
-            .ok_or_else(|| Error::internal(format!("run {} has no workflow version {}", run.id, run.workflow_version_id)))?;
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "run {} has no workflow version {}",
+                    run.id, run.workflow_version_id
+                ))
+            })?;
         let mut tasks = run_tasks.remove(&run.id).unwrap_or_default();
         tasks.sort_by_key(|task| task.position);
         let ids = tasks.iter().map(|task| task.id).collect();
@@ -84,9 +93,23 @@ pub(crate) async fn load(tenant: TenantId, store: &dyn Store, config: EngineConf
                     None => orphans.push(record.id),
                 }
             }
-            state.tasks.insert(record.id, TaskState { record, requests, deadline: None });
+            state.tasks.insert(
+                record.id,
+                TaskState {
+                    record,
+                    requests,
+                    deadline: None,
+                },
+            );
         }
-        state.runs.insert(run.id, RunState { record: run, version: Arc::clone(&version), tasks: ids });
+        state.runs.insert(
+            run.id,
+            RunState {
+                record: run,
+                version: Arc::clone(&version),
+                tasks: ids,
+            },
+        );
     }
     let mut queued: Vec<_> = state
         .tasks
@@ -97,12 +120,24 @@ pub(crate) async fn load(tenant: TenantId, store: &dyn Store, config: EngineConf
     queued.sort();
     for (_, task) in queued {
         let action = state.action_of(task);
-        state.queues.entry(action.clone()).or_insert_with(VecDeque::new).push_back(task);
+        state
+            .queues
+            .entry(action.clone())
+            .or_default()
+            .push_back(task);
         state.dirty.insert(action);
     }
     for task in orphans {
-        state.history(task, "worker lost", Some("its worker was not known after a restart".into()));
-        state.fail(task, "worker lost: its worker was not known after the engine restarted".into(), true);
+        state.history(
+            task,
+            "worker lost",
+            Some("its worker was not known after a restart".into()),
+        );
+        state.fail(
+            task,
+            "worker lost: its worker was not known after the engine restarted".into(),
+            true,
+        );
     }
     tracing::info!(%tenant, runs = state.runs.len(), workers = state.workers.len(), "tenant recovered");
     Ok(state)

@@ -24,11 +24,22 @@ impl State {
         let mut accepted = Vec::with_capacity(requests.len());
         for (index, request) in requests.iter().enumerate() {
             let field = |name: &str| {
-                if requests.len() == 1 { name.to_string() } else { format!("workflows[{index}].{name}") }
+                if requests.len() == 1 {
+                    name.to_string()
+                } else {
+                    format!("workflows[{index}].{name}")
+                }
             };
-            let version = self.latest.get(&request.workflow_name).cloned().ok_or_else(|| {
-                Error::not_found(format!("workflow {:?} is not registered", request.workflow_name))
-            })?;
+            let version = self
+                .latest
+                .get(&request.workflow_name)
+                .cloned()
+                .ok_or_else(|| {
+                    Error::not_found(format!(
+                        "workflow {:?} is not registered",
+                        request.workflow_name
+                    ))
+                })?;
             parse_object(&field("input"), &request.input)?;
             parse_object(&field("additional_metadata"), &request.additional_metadata)?;
             accepted.push(version);
@@ -36,18 +47,27 @@ impl State {
         Ok(requests
             .into_iter()
             .zip(accepted)
-            .map(|(request, version)| self.create_run(version, request.input, request.additional_metadata, None))
+            .map(|(request, version)| {
+                self.create_run(version, request.input, request.additional_metadata, None)
+            })
             .collect())
     }
 
     pub(crate) fn push_events(&mut self, events: Vec<NewEvent>) -> Result<Vec<EventRecord>> {
         for (index, event) in events.iter().enumerate() {
-            let prefix = if events.len() == 1 { String::new() } else { format!("events[{index}].") };
+            let prefix = if events.len() == 1 {
+                String::new()
+            } else {
+                format!("events[{index}].")
+            };
             if event.key.trim().is_empty() {
                 return Err(Error::invalid(format!("{prefix}key must not be empty")));
             }
             parse_object(&format!("{prefix}payload"), &event.payload)?;
-            parse_object(&format!("{prefix}additional_metadata"), &event.additional_metadata)?;
+            parse_object(
+                &format!("{prefix}additional_metadata"),
+                &event.additional_metadata,
+            )?;
         }
         let now = now_millis();
         let mut records = Vec::with_capacity(events.len());
@@ -66,19 +86,35 @@ impl State {
                 .latest
                 .values()
                 .filter(|version| {
-                    version.record.spec.event_triggers.iter().any(|pattern| event_key::matches(pattern, &record.key))
+                    version
+                        .record
+                        .spec
+                        .event_triggers
+                        .iter()
+                        .any(|pattern| event_key::matches(pattern, &record.key))
                 })
                 .cloned()
                 .collect();
             for version in triggered {
-                self.create_run(version, record.payload.clone(), record.additional_metadata.clone(), Some(record.id));
+                self.create_run(
+                    version,
+                    record.payload.clone(),
+                    record.additional_metadata.clone(),
+                    Some(record.id),
+                );
             }
             records.push(record);
         }
         Ok(records)
     }
 
-    fn create_run(&mut self, version: Arc<Version>, input: String, metadata: String, event: Option<Uuid>) -> RunId {
+    fn create_run(
+        &mut self,
+        version: Arc<Version>,
+        input: String,
+        metadata: String,
+        event: Option<Uuid>,
+    ) -> RunId {
         let now = now_millis();
         let run = RunRecord {
             id: Uuid::now_v7(),
@@ -101,7 +137,11 @@ impl State {
                 tenant_id: self.tenant,
                 position: position as u32,
                 name: spec.name.clone(),
-                status: if is_root { TaskStatus::Queued } else { TaskStatus::Pending },
+                status: if is_root {
+                    TaskStatus::Queued
+                } else {
+                    TaskStatus::Pending
+                },
                 attempt: 0,
                 worker_id: None,
                 released: false,
@@ -113,11 +153,22 @@ impl State {
                 finished_at: None,
             };
             task_ids.push(record.id);
-            let task = TaskState { record, requests: spec.slot_requests.clone(), deadline: None };
+            let task = TaskState {
+                record,
+                requests: spec.slot_requests.clone(),
+                deadline: None,
+            };
             self.tasks.insert(task.record.id, task);
         }
         let run_id = run.id;
-        self.runs.insert(run_id, RunState { record: run, version: version.clone(), tasks: task_ids.clone() });
+        self.runs.insert(
+            run_id,
+            RunState {
+                record: run,
+                version: version.clone(),
+                tasks: task_ids.clone(),
+            },
+        );
         for (position, task) in task_ids.into_iter().enumerate() {
             if version.dag.parents[position].is_empty() {
                 self.enqueue(task);
@@ -132,11 +183,16 @@ impl State {
     pub(crate) fn enqueue(&mut self, task_id: TaskId) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let Some(task) = self.tasks.get_mut(&task_id) else { return };
+        let Some(task) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
         task.record.status = TaskStatus::Queued;
         task.record.queued_seq = seq;
         let action = self.action_of(task_id);
-        self.queues.entry(action.clone()).or_default().push_back(task_id);
+        self.queues
+            .entry(action.clone())
+            .or_default()
+            .push_back(task_id);
         self.dirty.insert(action);
         self.save_task(task_id);
     }
@@ -144,7 +200,9 @@ impl State {
     pub(crate) fn action_of(&self, task: TaskId) -> String {
         let task = &self.tasks[&task];
         let run = &self.runs[&task.record.run_id];
-        run.version.record.spec.tasks[task.record.position as usize].action.clone()
+        run.version.record.spec.tasks[task.record.position as usize]
+            .action
+            .clone()
     }
 
     pub(crate) fn save_task(&mut self, task: TaskId) {
@@ -154,7 +212,9 @@ impl State {
     }
 
     pub(crate) fn history(&mut self, task: TaskId, kind: &str, detail: Option<String>) {
-        let Some(task) = self.tasks.get(&task) else { return };
+        let Some(task) = self.tasks.get(&task) else {
+            return;
+        };
         self.batch.mutate(Mutation::History(HistoryRecord {
             task_id: task.record.id,
             attempt: task.record.attempt,
@@ -173,10 +233,16 @@ impl State {
         // Exactly-once recording: only the current attempt on its own worker may move the
         // task; duplicates and late reports from earlier attempts change nothing.
         let current = record.worker_id == Some(event.worker_id)
-            && event.attempt.is_none_or(|attempt| attempt == record.attempt)
+            && event
+                .attempt
+                .is_none_or(|attempt| attempt == record.attempt)
             && record.status.is_on_worker();
         if !current {
-            return Ok(if record.status.is_terminal() { Outcome::NotLive } else { Outcome::Done });
+            return Ok(if record.status.is_terminal() {
+                Outcome::NotLive
+            } else {
+                Outcome::Done
+            });
         }
         match event.kind {
             TaskEventKind::Started => {
@@ -186,19 +252,30 @@ impl State {
                     task.record.status = TaskStatus::Running;
                     task.record.started_at = Some(now);
                     let timeout = self.timeout_of(event.task_id);
-                    self.tasks.get_mut(&event.task_id).expect("checked above").deadline = Some(now + timeout);
+                    self.tasks
+                        .get_mut(&event.task_id)
+                        .expect("checked above")
+                        .deadline = Some(now + timeout);
                     self.save_task(event.task_id);
                     self.history(event.task_id, "started", None);
                 }
             }
             TaskEventKind::Completed(output) => {
-                let output = if output.trim().is_empty() { "null".to_string() } else { output };
+                let output = if output.trim().is_empty() {
+                    "null".to_string()
+                } else {
+                    output
+                };
                 if let Err(error) = serde_json::from_str::<serde_json::Value>(&output) {
-                    return Err(Error::invalid(format!("event_payload (the task's output) is not valid JSON: {error}")));
+                    return Err(Error::invalid(format!(
+                        "event_payload (the task's output) is not valid JSON: {error}"
+                    )));
                 }
                 self.complete(event.task_id, output);
             }
-            TaskEventKind::Failed { error, retryable } => self.fail(event.task_id, error, retryable),
+            TaskEventKind::Failed { error, retryable } => {
+                self.fail(event.task_id, error, retryable)
+            }
         }
         Ok(Outcome::Done)
     }
@@ -223,9 +300,9 @@ impl State {
         let ready: Vec<TaskId> = run.version.dag.children[position]
             .iter()
             .filter(|&&child| {
-                run.version.dag.parents[child]
-                    .iter()
-                    .all(|&parent| self.tasks[&run.tasks[parent]].record.status == TaskStatus::Completed)
+                run.version.dag.parents[child].iter().all(|&parent| {
+                    self.tasks[&run.tasks[parent]].record.status == TaskStatus::Completed
+                })
             })
             .map(|&child| run.tasks[child])
             .collect();
@@ -261,12 +338,19 @@ impl State {
         self.save_task(task_id);
         let failed_name = self.tasks[&task_id].record.name.clone();
         let run = &self.runs[&run_id];
-        let below: Vec<TaskId> = run.version.dag.descendants(position).into_iter().map(|index| run.tasks[index]).collect();
+        let below: Vec<TaskId> = run
+            .version
+            .dag
+            .descendants(position)
+            .into_iter()
+            .map(|index| run.tasks[index])
+            .collect();
         for child in below {
             let child_task = self.tasks.get_mut(&child).expect("a live task");
             if child_task.record.status == TaskStatus::Pending {
                 child_task.record.status = TaskStatus::Cancelled;
-                child_task.record.error = Some(format!("not run: an ancestor task failed ({failed_name})"));
+                child_task.record.error =
+                    Some(format!("not run: an ancestor task failed ({failed_name})"));
                 child_task.record.finished_at = Some(now_millis());
                 self.save_task(child);
             }
@@ -283,7 +367,11 @@ impl State {
             return;
         }
         let now = now_millis();
-        self.batch.mutate(Mutation::FinishRun { run_id, status, finished_at: now });
+        self.batch.mutate(Mutation::FinishRun {
+            run_id,
+            status,
+            finished_at: now,
+        });
         let run = self.runs.get_mut(&run_id).expect("checked above");
         run.record.status = status;
         run.record.finished_at = Some(now);
@@ -297,22 +385,39 @@ impl State {
         }
     }
 
-    pub(crate) fn refresh_timeout(&mut self, task_id: TaskId, by: Duration) -> Result<Option<Millis>> {
-        let Some(task) = self.tasks.get_mut(&task_id) else { return Ok(None) };
+    pub(crate) fn refresh_timeout(
+        &mut self,
+        task_id: TaskId,
+        by: Duration,
+    ) -> Result<Option<Millis>> {
+        let Some(task) = self.tasks.get_mut(&task_id) else {
+            return Ok(None);
+        };
         if task.record.status != TaskStatus::Running {
             return if task.record.status.is_terminal() {
                 Err(crate::finished_task_error(&task.record))
             } else {
-                Err(Error::precondition(format!("task {task_id} has not started; only a running task can refresh its timeout")))
+                Err(Error::precondition(format!(
+                    "task {task_id} has not started; only a running task can refresh its timeout"
+                )))
             };
         }
         let deadline = task.deadline.unwrap_or_else(now_millis) + by.as_millis() as Millis;
         task.deadline = Some(deadline);
-        self.history(task_id, "timeout refreshed", Some(format!("by {} ms", by.as_millis())));
+        self.history(
+            task_id,
+            "timeout refreshed",
+            Some(format!("by {} ms", by.as_millis())),
+        );
         Ok(Some(deadline))
     }
 
-    pub(crate) fn put_log(&mut self, task: TaskId, mut message: String, level: Option<String>) -> Result<()> {
+    pub(crate) fn put_log(
+        &mut self,
+        task: TaskId,
+        mut message: String,
+        level: Option<String>,
+    ) -> Result<()> {
         if message.len() > MAX_LOG_LEN {
             let mut cut = MAX_LOG_LEN;
             while !message.is_char_boundary(cut) {
@@ -320,12 +425,22 @@ impl State {
             }
             message.truncate(cut);
         }
-        self.batch.mutate(Mutation::Log(LogRecord { task_id: task, tenant_id: self.tenant, at: now_millis(), level, message }));
+        self.batch.mutate(Mutation::Log(LogRecord {
+            task_id: task,
+            tenant_id: self.tenant,
+            at: now_millis(),
+            level,
+            message,
+        }));
         Ok(())
     }
 }
 
 /// SDKs send an empty string for "nothing"; store the empty object instead.
 fn non_empty_object(text: String) -> String {
-    if text.trim().is_empty() { "{}".to_string() } else { text }
+    if text.trim().is_empty() {
+        "{}".to_string()
+    } else {
+        text
+    }
 }

@@ -2,10 +2,10 @@
 //! have unblocked (a new task, a completion, a release, a worker joining) is offered to
 //! the workers that serve it, by the pure policy in `adze_core::assignment`.
 
+use adze_core::TaskId;
 use adze_core::assignment::{Candidate, assign_queue};
 use adze_core::slots::SlotPool;
 use adze_core::state::TaskStatus;
-use adze_core::TaskId;
 
 use super::{State, WorkerState};
 use crate::payload::action_payload;
@@ -34,7 +34,9 @@ impl State {
     }
 
     fn schedule_queue(&mut self, action: &str) {
-        let Some(queue) = self.queues.get_mut(action) else { return };
+        let Some(queue) = self.queues.get_mut(action) else {
+            return;
+        };
         if queue.is_empty() {
             self.queues.remove(action);
             return;
@@ -49,7 +51,10 @@ impl State {
         }
         let tasks = &self.tasks;
         let chosen = assign_queue(queue.iter().map(|id| &tasks[id].requests), &mut candidates);
-        let workers: Vec<_> = chosen.iter().map(|&index| candidates[index].record.id).collect();
+        let workers: Vec<_> = chosen
+            .iter()
+            .map(|&index| candidates[index].record.id)
+            .collect();
         drop(candidates);
         let assigned: Vec<TaskId> = queue.drain(..workers.len()).collect();
         for (task_id, worker_id) in assigned.into_iter().zip(workers) {
@@ -57,7 +62,11 @@ impl State {
             task.record.status = TaskStatus::Assigned;
             task.record.worker_id = Some(worker_id);
             task.record.released = false;
-            self.workers.get_mut(&worker_id).expect("chosen from the live workers").tasks.insert(task_id);
+            self.workers
+                .get_mut(&worker_id)
+                .expect("chosen from the live workers")
+                .tasks
+                .insert(task_id);
             self.save_task(task_id);
             self.history(task_id, "assigned", None);
             self.dispatch(task_id);
@@ -72,7 +81,10 @@ impl State {
         let spec = &run.version.record.spec;
         let parents = run.version.dag.parents[position].iter().map(|&parent| {
             let parent_task = &self.tasks[&run.tasks[parent]];
-            (spec.tasks[parent].name.as_str(), parent_task.record.output.as_deref())
+            (
+                spec.tasks[parent].name.as_str(),
+                parent_task.record.output.as_deref(),
+            )
         });
         Assignment {
             kind: AssignmentKind::Start,

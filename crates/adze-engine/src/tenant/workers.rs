@@ -29,10 +29,18 @@ impl State {
             return Err(Error::invalid("worker_name must not be empty"));
         }
         if registration.actions.len() > MAX_ACTIONS {
-            return Err(Error::invalid(format!("actions: at most {MAX_ACTIONS} actions per worker")));
+            return Err(Error::invalid(format!(
+                "actions: at most {MAX_ACTIONS} actions per worker"
+            )));
         }
-        if let Some(index) = registration.actions.iter().position(|action| action.trim().is_empty()) {
-            return Err(Error::invalid(format!("actions[{index}] must not be empty")));
+        if let Some(index) = registration
+            .actions
+            .iter()
+            .position(|action| action.trim().is_empty())
+        {
+            return Err(Error::invalid(format!(
+                "actions[{index}] must not be empty"
+            )));
         }
         let record = WorkerRecord {
             id: Uuid::new_v4(),
@@ -64,12 +72,18 @@ impl State {
     }
 
     fn worker_mut(&mut self, worker: WorkerId) -> Result<&mut WorkerState> {
-        self.workers
-            .get_mut(&worker)
-            .ok_or_else(|| Error::not_found(format!("worker {worker} is not registered (or was lost): register again")))
+        self.workers.get_mut(&worker).ok_or_else(|| {
+            Error::not_found(format!(
+                "worker {worker} is not registered (or was lost): register again"
+            ))
+        })
     }
 
-    pub(crate) fn listen(&mut self, worker_id: WorkerId, stream: mpsc::UnboundedSender<Assignment>) -> Result<u64> {
+    pub(crate) fn listen(
+        &mut self,
+        worker_id: WorkerId,
+        stream: mpsc::UnboundedSender<Assignment>,
+    ) -> Result<u64> {
         self.next_generation += 1;
         let generation = self.next_generation;
         let worker = self.worker_mut(worker_id)?;
@@ -78,9 +92,11 @@ impl State {
         let actions = worker.record.actions.clone();
         let bound: Vec<TaskId> = worker.tasks.iter().copied().collect();
         // Assignments sent while it had no stream may never have arrived: send them again.
-        let unstarted = bound
-            .into_iter()
-            .filter(|task| self.tasks.get(task).is_some_and(|task| task.record.status == TaskStatus::Assigned));
+        let unstarted = bound.into_iter().filter(|task| {
+            self.tasks
+                .get(task)
+                .is_some_and(|task| task.record.status == TaskStatus::Assigned)
+        });
         let unstarted: Vec<TaskId> = unstarted.collect();
         for task in unstarted {
             self.dispatch(task);
@@ -91,8 +107,14 @@ impl State {
 
     pub(crate) fn listen_closed(&mut self, worker_id: WorkerId, generation: u64) {
         let grace = self.config.listen_grace;
-        let Some(worker) = self.workers.get_mut(&worker_id) else { return };
-        if worker.stream.as_ref().is_some_and(|(current, _)| *current == generation) {
+        let Some(worker) = self.workers.get_mut(&worker_id) else {
+            return;
+        };
+        if worker
+            .stream
+            .as_ref()
+            .is_some_and(|(current, _)| *current == generation)
+        {
             worker.stream = None;
             let deadline = Instant::now() + grace;
             worker.listen_deadline = Some(deadline);
@@ -101,7 +123,11 @@ impl State {
     }
 
     pub(crate) fn unsubscribe(&mut self, worker_id: WorkerId) -> Result<()> {
-        let generation = self.worker_mut(worker_id)?.stream.as_ref().map(|(generation, _)| *generation);
+        let generation = self
+            .worker_mut(worker_id)?
+            .stream
+            .as_ref()
+            .map(|(generation, _)| *generation);
         if let Some(generation) = generation {
             self.listen_closed(worker_id, generation);
         }
@@ -124,7 +150,9 @@ impl State {
     }
 
     pub(crate) fn release_slot(&mut self, task_id: TaskId) -> Result<Outcome> {
-        let Some(task) = self.tasks.get(&task_id) else { return Ok(Outcome::NotLive) };
+        let Some(task) = self.tasks.get(&task_id) else {
+            return Ok(Outcome::NotLive);
+        };
         if task.record.status.is_terminal() {
             return Err(crate::finished_task_error(&task.record));
         }
@@ -138,7 +166,11 @@ impl State {
             return Ok(Outcome::Done);
         }
         self.give_back_units(task_id);
-        self.tasks.get_mut(&task_id).expect("checked above").record.released = true;
+        self.tasks
+            .get_mut(&task_id)
+            .expect("checked above")
+            .record
+            .released = true;
         self.save_task(task_id);
         self.history(task_id, "slot released", None);
         Ok(Outcome::Done)
@@ -151,7 +183,13 @@ impl State {
         if task.record.released {
             return;
         }
-        let Some(worker) = task.record.worker_id.and_then(|id| self.workers.get_mut(&id)) else { return };
+        let Some(worker) = task
+            .record
+            .worker_id
+            .and_then(|id| self.workers.get_mut(&id))
+        else {
+            return;
+        };
         worker.pool.give_back(&task.requests);
         self.dirty.extend(worker.record.actions.iter().cloned());
     }
@@ -160,7 +198,12 @@ impl State {
     pub(crate) fn detach_from_worker(&mut self, task_id: TaskId) {
         self.give_back_units(task_id);
         let task = self.tasks.get_mut(&task_id).expect("a live task");
-        if let Some(worker) = task.record.worker_id.take().and_then(|id| self.workers.get_mut(&id)) {
+        if let Some(worker) = task
+            .record
+            .worker_id
+            .take()
+            .and_then(|id| self.workers.get_mut(&id))
+        {
             worker.tasks.remove(&task_id);
         }
         task.record.released = false;
@@ -201,8 +244,14 @@ impl State {
                 break;
             }
             self.timers.pop();
-            let Some(worker) = self.workers.get(&worker_id) else { continue };
-            let next = worker.listen_deadline.map_or(worker.heartbeat_deadline, |listen| listen.min(worker.heartbeat_deadline));
+            let Some(worker) = self.workers.get(&worker_id) else {
+                continue;
+            };
+            let next = worker
+                .listen_deadline
+                .map_or(worker.heartbeat_deadline, |listen| {
+                    listen.min(worker.heartbeat_deadline)
+                });
             if next > now {
                 // One timer per worker is enough; duplicates (from disconnects) are dropped.
                 if !self.timers.iter().any(|Reverse((_, id))| *id == worker_id) {
@@ -211,9 +260,15 @@ impl State {
                 continue;
             }
             let reason = if worker.heartbeat_deadline <= now {
-                format!("no heartbeat for {} s", self.config.heartbeat_timeout.as_secs())
+                format!(
+                    "no heartbeat for {} s",
+                    self.config.heartbeat_timeout.as_secs()
+                )
             } else {
-                format!("its listen stream closed and did not reopen within {} s", self.config.listen_grace.as_secs())
+                format!(
+                    "its listen stream closed and did not reopen within {} s",
+                    self.config.listen_grace.as_secs()
+                )
             };
             self.lose_worker(worker_id, &reason);
         }
@@ -221,9 +276,14 @@ impl State {
 
     /// The worker is gone: every task bound to it fails ("worker lost"), retried by policy.
     pub(crate) fn lose_worker(&mut self, worker_id: WorkerId, reason: &str) {
-        let Some(worker) = self.workers.get(&worker_id) else { return };
+        let Some(worker) = self.workers.get(&worker_id) else {
+            return;
+        };
         tracing::warn!(worker_id = %worker_id, worker = %worker.record.name, reason, "worker lost");
-        let error = format!("worker lost: worker {} ({worker_id}) is gone: {reason}", worker.record.name);
+        let error = format!(
+            "worker lost: worker {} ({worker_id}) is gone: {reason}",
+            worker.record.name
+        );
         let mut tasks: Vec<TaskId> = worker.tasks.iter().copied().collect();
         tasks.sort_by_key(|task| self.tasks.get(task).map(|task| task.record.queued_seq));
         for task in tasks {

@@ -115,7 +115,11 @@ impl SqliteStore {
 
     /// Stops the writer once the jobs already sent are done.
     pub fn close(&self) {
-        self.inner.writer.lock().expect("writer lock poisoned").take();
+        self.inner
+            .writer
+            .lock()
+            .expect("writer lock poisoned")
+            .take();
     }
 }
 
@@ -214,18 +218,28 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_workflow(&self, tenant: TenantId, spec: WorkflowSpec) -> Result<PutWorkflowOutcome> {
-        self.write(move |tx| rows::put_workflow(tx, tenant, spec)).await
+    async fn put_workflow(
+        &self,
+        tenant: TenantId,
+        spec: WorkflowSpec,
+    ) -> Result<PutWorkflowOutcome> {
+        self.write(move |tx| rows::put_workflow(tx, tenant, spec))
+            .await
     }
 
     async fn workflow_versions(&self, tenant: TenantId) -> Result<Vec<WorkflowVersionRecord>> {
-        self.read(move |connection| rows::workflow_versions(connection, tenant)).await
+        self.read(move |connection| rows::workflow_versions(connection, tenant))
+            .await
     }
 
     async fn signing_key(&self) -> Result<Vec<u8>> {
         self.write(|tx| {
             let existing: Option<Vec<u8>> = tx
-                .query_row("SELECT value FROM meta WHERE key = 'signing_key'", [], |row| row.get(0))
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'signing_key'",
+                    [],
+                    |row| row.get(0),
+                )
                 .optional()?;
             if let Some(key) = existing {
                 return Ok(key);
@@ -241,7 +255,8 @@ impl Store for SqliteStore {
     }
 
     async fn find_token(&self, token_id: Uuid) -> Result<Option<TokenRecord>> {
-        self.read(move |connection| rows::find_token(connection, token_id)).await
+        self.read(move |connection| rows::find_token(connection, token_id))
+            .await
     }
 
     async fn tenants_to_recover(&self) -> Result<Vec<TenantId>> {
@@ -249,18 +264,26 @@ impl Store for SqliteStore {
     }
 
     async fn load_tenant(&self, tenant: TenantId) -> Result<TenantSnapshot> {
-        self.read(move |connection| rows::load_tenant(connection, tenant)).await
+        self.read(move |connection| rows::load_tenant(connection, tenant))
+            .await
     }
 
-    async fn run(&self, tenant: TenantId, run: RunId) -> Result<Option<(RunRecord, Vec<TaskRecord>)>> {
-        self.read(move |connection| rows::run(connection, tenant, run)).await
+    async fn run(
+        &self,
+        tenant: TenantId,
+        run: RunId,
+    ) -> Result<Option<(RunRecord, Vec<TaskRecord>)>> {
+        self.read(move |connection| rows::run(connection, tenant, run))
+            .await
     }
 
     async fn task(&self, tenant: TenantId, task: TaskId) -> Result<Option<TaskRecord>> {
-        self.read(move |connection| rows::task(connection, tenant, task)).await
+        self.read(move |connection| rows::task(connection, tenant, task))
+            .await
     }
 
     async fn task_history(&self, tenant: TenantId, task: TaskId) -> Result<Vec<HistoryRecord>> {
-        self.read(move |connection| rows::task_history(connection, tenant, task)).await
+        self.read(move |connection| rows::task_history(connection, tenant, task))
+            .await
     }
 }

@@ -29,8 +29,10 @@ pub(super) fn apply(tx: &Transaction<'_>, mutation: &Mutation) -> Result<()> {
             ])?;
         }
         Mutation::RevokeToken { token_id, at } => {
-            tx.prepare_cached("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
-                .execute(params![token_id.to_string(), at])?;
+            tx.prepare_cached(
+                "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            )?
+            .execute(params![token_id.to_string(), at])?;
         }
         Mutation::InsertEvent(event) => {
             tx.prepare_cached(
@@ -95,7 +97,11 @@ pub(super) fn apply(tx: &Transaction<'_>, mutation: &Mutation) -> Result<()> {
             finished_at,
         } => {
             tx.prepare_cached("UPDATE runs SET status = ?2, finished_at = ?3 WHERE id = ?1")?
-                .execute(params![run_id.to_string(), run_status_name(*status), finished_at])?;
+                .execute(params![
+                    run_id.to_string(),
+                    run_status_name(*status),
+                    finished_at
+                ])?;
         }
         Mutation::History(entry) => {
             tx.prepare_cached(
@@ -194,7 +200,10 @@ pub(super) fn put_workflow(
     })
 }
 
-pub(super) fn workflow_versions(connection: &Connection, tenant: TenantId) -> Result<Vec<WorkflowVersionRecord>> {
+pub(super) fn workflow_versions(
+    connection: &Connection,
+    tenant: TenantId,
+) -> Result<Vec<WorkflowVersionRecord>> {
     let mut statement = connection.prepare_cached(
         "SELECT id, workflow_id, tenant_id, number, spec, created_at FROM workflow_versions
          WHERE tenant_id = ?1 ORDER BY name, number",
@@ -205,7 +214,9 @@ pub(super) fn workflow_versions(connection: &Connection, tenant: TenantId) -> Re
 
 pub(super) fn find_token(connection: &Connection, token_id: Uuid) -> Result<Option<TokenRecord>> {
     let row = connection
-        .prepare_cached("SELECT id, tenant_id, created_at, expires_at, revoked_at FROM tokens WHERE id = ?1")?
+        .prepare_cached(
+            "SELECT id, tenant_id, created_at, expires_at, revoked_at FROM tokens WHERE id = ?1",
+        )?
         .query_row(params![token_id.to_string()], |row| {
             Ok((
                 row.get::<_, String>(0)?,
@@ -290,17 +301,24 @@ pub(super) fn load_tenant(connection: &Connection, tenant: TenantId) -> Result<T
     })
 }
 
-pub(super) fn run(connection: &Connection, tenant: TenantId, run: RunId) -> Result<Option<(RunRecord, Vec<TaskRecord>)>> {
+pub(super) fn run(
+    connection: &Connection,
+    tenant: TenantId,
+    run: RunId,
+) -> Result<Option<(RunRecord, Vec<TaskRecord>)>> {
     let record = connection
-        .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1 AND tenant_id = ?2"))?
+        .prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1 AND tenant_id = ?2"
+        ))?
         .query_row(params![run.to_string(), tenant.to_string()], run_row)
         .optional()?
         .transpose()?;
     let Some(record) = record else {
         return Ok(None);
     };
-    let mut statement =
-        connection.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ?1 ORDER BY position"))?;
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ?1 ORDER BY position"
+    ))?;
     let tasks = statement
         .query_map(params![run.to_string()], task_row)?
         .map(|row| row?)
@@ -308,15 +326,25 @@ pub(super) fn run(connection: &Connection, tenant: TenantId, run: RunId) -> Resu
     Ok(Some((record, tasks)))
 }
 
-pub(super) fn task(connection: &Connection, tenant: TenantId, task: TaskId) -> Result<Option<TaskRecord>> {
+pub(super) fn task(
+    connection: &Connection,
+    tenant: TenantId,
+    task: TaskId,
+) -> Result<Option<TaskRecord>> {
     connection
-        .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1 AND tenant_id = ?2"))?
+        .prepare_cached(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1 AND tenant_id = ?2"
+        ))?
         .query_row(params![task.to_string(), tenant.to_string()], task_row)
         .optional()?
         .transpose()
 }
 
-pub(super) fn task_history(connection: &Connection, tenant: TenantId, task: TaskId) -> Result<Vec<HistoryRecord>> {
+pub(super) fn task_history(
+    connection: &Connection,
+    tenant: TenantId,
+    task: TaskId,
+) -> Result<Vec<HistoryRecord>> {
     let mut statement = connection.prepare_cached(
         "SELECT h.attempt, h.at, h.kind, h.worker_id, h.detail FROM task_history h
          JOIN tasks t ON t.id = h.task_id
@@ -345,17 +373,22 @@ pub(super) fn task_history(connection: &Connection, tenant: TenantId, task: Task
     .collect()
 }
 
-const RUN_COLUMNS: &str =
-    "id, tenant_id, workflow_version_id, input, additional_metadata, event_id, created_at, status, finished_at";
+const RUN_COLUMNS: &str = "id, tenant_id, workflow_version_id, input, additional_metadata, event_id, created_at, status, finished_at";
 const TASK_COLUMNS: &str = "id, run_id, tenant_id, position, name, status, attempt, worker_id, released, \
      queued_seq, output, error, created_at, started_at, finished_at";
 
 /// Row mappers return `Result<Result<_>>`: the outer one is SQLite's, the inner one ours
 /// (a value SQLite returned that is not what Adze wrote).
 fn run_row(row: &Row<'_>) -> rusqlite::Result<Result<RunRecord>> {
-    let (id, tenant, version, event, status): (String, String, String, Option<String>, String) =
-        (row.get(0)?, row.get(1)?, row.get(2)?, row.get(5)?, row.get(7)?);
-    let (input, additional_metadata, created_at, finished_at) = (row.get(3)?, row.get(4)?, row.get(6)?, row.get(8)?);
+    let (id, tenant, version, event, status): (String, String, String, Option<String>, String) = (
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(5)?,
+        row.get(7)?,
+    );
+    let (input, additional_metadata, created_at, finished_at) =
+        (row.get(3)?, row.get(4)?, row.get(6)?, row.get(8)?);
     Ok((|| {
         Ok(RunRecord {
             id: parse_uuid(&id)?,
@@ -365,18 +398,35 @@ fn run_row(row: &Row<'_>) -> rusqlite::Result<Result<RunRecord>> {
             additional_metadata,
             event_id: event.as_deref().map(parse_uuid).transpose()?,
             created_at,
-            status: parse_run_status(&status).ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?,
+            status: parse_run_status(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?,
             finished_at,
         })
     })())
 }
 
 fn task_row(row: &Row<'_>) -> rusqlite::Result<Result<TaskRecord>> {
-    let (id, run, tenant, status, worker): (String, String, String, String, Option<String>) =
-        (row.get(0)?, row.get(1)?, row.get(2)?, row.get(5)?, row.get(7)?);
-    let (position, name, attempt, released, queued_seq) = (row.get(3)?, row.get(4)?, row.get(6)?, row.get(8)?, row.get(9)?);
-    let (output, error, created_at, started_at, finished_at) =
-        (row.get(10)?, row.get(11)?, row.get(12)?, row.get(13)?, row.get(14)?);
+    let (id, run, tenant, status, worker): (String, String, String, String, Option<String>) = (
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(5)?,
+        row.get(7)?,
+    );
+    let (position, name, attempt, released, queued_seq) = (
+        row.get(3)?,
+        row.get(4)?,
+        row.get(6)?,
+        row.get(8)?,
+        row.get(9)?,
+    );
+    let (output, error, created_at, started_at, finished_at) = (
+        row.get(10)?,
+        row.get(11)?,
+        row.get(12)?,
+        row.get(13)?,
+        row.get(14)?,
+    );
     Ok((|| {
         Ok(TaskRecord {
             id: parse_uuid(&id)?,
@@ -399,8 +449,21 @@ fn task_row(row: &Row<'_>) -> rusqlite::Result<Result<TaskRecord>> {
 }
 
 fn workflow_version(row: &Row<'_>) -> rusqlite::Result<Result<WorkflowVersionRecord>> {
-    let (id, workflow, tenant, number, spec, created_at): (String, String, String, i64, String, i64) =
-        (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?);
+    let (id, workflow, tenant, number, spec, created_at): (
+        String,
+        String,
+        String,
+        i64,
+        String,
+        i64,
+    ) = (
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    );
     Ok((|| {
         Ok(WorkflowVersionRecord {
             id: parse_uuid(&id)?,
