@@ -13,6 +13,8 @@
 mod recovery;
 mod runs;
 mod scheduler;
+#[cfg(test)]
+mod tests;
 mod workers;
 
 use std::cmp::Reverse;
@@ -248,6 +250,25 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl State {
+    pub(crate) fn new(tenant: TenantId, config: EngineConfig) -> Self {
+        State {
+            tenant,
+            config,
+            versions: HashMap::new(),
+            latest: HashMap::new(),
+            runs: HashMap::new(),
+            tasks: HashMap::new(),
+            queues: HashMap::new(),
+            workers: HashMap::new(),
+            waiters: HashMap::new(),
+            dirty: HashSet::new(),
+            next_seq: 0,
+            next_generation: 0,
+            timers: BinaryHeap::new(),
+            batch: Batch::default(),
+        }
+    }
+
     fn handle(&mut self, command: Command) {
         match command {
             Command::WorkflowVersion { version, reply } => {

@@ -15,7 +15,6 @@ use adze_store::Store;
 use tokio::time::Instant;
 
 use super::{RunState, State, TaskState, WorkerState};
-use crate::commit::Batch;
 use crate::{EngineConfig, store_error};
 
 pub(crate) async fn load(
@@ -24,22 +23,7 @@ pub(crate) async fn load(
     config: EngineConfig,
 ) -> Result<State> {
     let snapshot = store.load_tenant(tenant).await.map_err(store_error)?;
-    let mut state = State {
-        tenant,
-        config,
-        versions: HashMap::new(),
-        latest: HashMap::new(),
-        runs: HashMap::new(),
-        tasks: HashMap::new(),
-        queues: HashMap::new(),
-        workers: HashMap::new(),
-        waiters: HashMap::new(),
-        dirty: HashSet::new(),
-        next_seq: 0,
-        next_generation: 0,
-        timers: Default::default(),
-        batch: Batch::default(),
-    };
+    let mut state = State::new(tenant, config);
     for version in snapshot.workflows {
         state.add_version(version);
     }
