@@ -287,9 +287,14 @@ impl Engine {
             })
             .await?;
         // When the worker hangs up, the actor must know at once to start the grace timer.
+        let shutdown = self.inner.shutdown.clone();
         self.inner.tasks.spawn(async move {
-            sender.closed().await;
-            let _ = mailbox.send(Command::ListenClosed { worker, generation });
+            tokio::select! {
+                () = sender.closed() => {
+                    let _ = mailbox.send(Command::ListenClosed { worker, generation });
+                }
+                () = shutdown.cancelled() => {}
+            }
         });
         Ok(receiver)
     }
