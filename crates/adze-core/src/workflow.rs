@@ -41,6 +41,25 @@ pub struct TaskSpec {
     pub is_durable: bool,
 }
 
+impl TaskSpec {
+    /// A task with Hatchet's defaults: no parents, no retries, a 60 s execution timeout,
+    /// a 5 min schedule timeout and one default slot unit.
+    pub fn new(name: impl Into<String>, action: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            action: action.into(),
+            parents: Vec::new(),
+            retries: 0,
+            timeout_ms: 60_000,
+            schedule_timeout_ms: 300_000,
+            backoff_factor: None,
+            backoff_max_seconds: None,
+            slot_requests: crate::slots::default_requests(false),
+            is_durable: false,
+        }
+    }
+}
+
 /// The parents and children of every task, by index into [`WorkflowSpec::tasks`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dag {
@@ -203,16 +222,8 @@ mod tests {
 
     fn task(name: &str, parents: &[&str]) -> TaskSpec {
         TaskSpec {
-            name: name.into(),
-            action: format!("wf:{name}"),
             parents: parents.iter().map(|p| p.to_string()).collect(),
-            retries: 0,
-            timeout_ms: 60_000,
-            schedule_timeout_ms: 300_000,
-            backoff_factor: None,
-            backoff_max_seconds: None,
-            slot_requests: crate::slots::default_requests(false),
-            is_durable: false,
+            ..TaskSpec::new(name, format!("wf:{name}"))
         }
     }
 

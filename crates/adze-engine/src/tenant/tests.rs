@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use adze_core::slots::{SlotUnits, default_requests};
+use adze_core::slots::SlotUnits;
 use adze_core::state::TaskStatus;
 use adze_core::workflow::{TaskSpec, WorkflowSpec};
 use adze_core::{TaskId, WorkerId};
@@ -20,16 +20,9 @@ use crate::{
 
 fn task(name: &str, parents: &[&str], retries: u32) -> TaskSpec {
     TaskSpec {
-        name: name.into(),
-        action: format!("wf:{name}"),
         parents: parents.iter().map(|p| p.to_string()).collect(),
         retries,
-        timeout_ms: 60_000,
-        schedule_timeout_ms: 300_000,
-        backoff_factor: None,
-        backoff_max_seconds: None,
-        slot_requests: default_requests(false),
-        is_durable: false,
+        ..TaskSpec::new(name, format!("wf:{name}"))
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adze_core::TenantId;
-use adze_core::slots::{SlotUnits, default_requests};
+use adze_core::slots::SlotUnits;
 use adze_core::workflow::{TaskSpec, WorkflowSpec};
 use adze_engine::{Assignment, Engine, EngineConfig, TriggerRequest, WorkerRegistration};
 use adze_store::sqlite::SqliteStore;
@@ -26,18 +26,7 @@ pub fn workflow(name: &str) -> WorkflowSpec {
         description: String::new(),
         version: String::new(),
         event_triggers: vec![],
-        tasks: vec![TaskSpec {
-            name: "only".into(),
-            action: format!("{name}:only"),
-            parents: vec![],
-            retries: 0,
-            timeout_ms: 60_000,
-            schedule_timeout_ms: 300_000,
-            backoff_factor: None,
-            backoff_max_seconds: None,
-            slot_requests: default_requests(false),
-            is_durable: false,
-        }],
+        tasks: vec![TaskSpec::new("only", format!("{name}:only"))],
     }
 }
 

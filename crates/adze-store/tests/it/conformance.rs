@@ -17,18 +17,7 @@ pub fn spec(name: &str, tasks: &[&str]) -> WorkflowSpec {
         event_triggers: vec![],
         tasks: tasks
             .iter()
-            .map(|task| TaskSpec {
-                name: task.to_string(),
-                action: format!("{name}:{task}"),
-                parents: vec![],
-                retries: 0,
-                timeout_ms: 60_000,
-                schedule_timeout_ms: 300_000,
-                backoff_factor: None,
-                backoff_max_seconds: None,
-                slot_requests: default_requests(false),
-                is_durable: false,
-            })
+            .map(|task| TaskSpec::new(*task, format!("{name}:{task}")))
             .collect(),
     }
 }
