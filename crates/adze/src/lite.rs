@@ -37,9 +37,9 @@ pub struct LiteArgs {
 }
 
 pub async fn run(args: LiteArgs) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&args.data_dir)
+    let sqlite = SqliteStore::open(&args.data_dir)
         .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
-    let store: Arc<dyn adze_store::Store> = Arc::new(store.clone());
+    let store: Arc<dyn adze_store::Store> = Arc::new(sqlite.clone());
     let grpc = TcpListener::bind(args.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on {} (--grpc-addr)", args.grpc_addr))?;
@@ -77,19 +77,37 @@ pub async fn run(args: LiteArgs) -> anyhow::Result<()> {
         args.data_dir.display()
     );
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
-    adze_server::serve(engine.clone(), auth, Listeners { grpc, http }, shutdown).await?;
+    let serving = tokio::spawn(adze_server::serve(
+        engine.clone(),
+        auth,
+        Listeners { grpc, http },
+        shutdown.clone(),
+    ));
+    stop_on_signal().await;
     tracing::info!("shutting down");
+    shutdown.cancel();
+    // Stopping the engine first ends the workers' listen streams, which the servers'
+    // graceful shutdown would otherwise wait on forever; pending commits complete.
     engine.shutdown().await;
+    match tokio::time::timeout(SERVER_DRAIN, serving).await {
+        Ok(served) => served??,
+        Err(_) => tracing::warn!(
+            "open calls did not finish within {} s; exiting anyway",
+            SERVER_DRAIN.as_secs()
+        ),
+    }
+    sqlite.close();
     Ok(())
 }
 
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// How long open calls may take to finish once a shutdown has begun.
+const SERVER_DRAIN: Duration = Duration::from_secs(10);
+
+async fn stop_on_signal() {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing a SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
-    shutdown.cancel();
 }

@@ -287,6 +287,7 @@ impl State {
     }
 
     fn complete(&mut self, task_id: TaskId, output: String) {
+        self.history(task_id, "completed", None);
         self.detach_from_worker(task_id);
         let task = self.tasks.get_mut(&task_id).expect("a live task");
         task.record.status = TaskStatus::Completed;
@@ -295,7 +296,6 @@ impl State {
         task.record.finished_at = Some(now_millis());
         let (run_id, position) = (task.record.run_id, task.record.position as usize);
         self.save_task(task_id);
-        self.history(task_id, "completed", None);
         let run = &self.runs[&run_id];
         let ready: Vec<TaskId> = run.version.dag.children[position]
             .iter()
@@ -315,13 +315,13 @@ impl State {
     /// Fails the current attempt: retried while its policy allows, else final, and then
     /// its DAG descendants never start.
     pub(crate) fn fail(&mut self, task_id: TaskId, error: String, retryable: bool) {
+        self.history(task_id, "failed", Some(error.clone()));
         self.detach_from_worker(task_id);
         let task = &self.tasks[&task_id];
         let retries = {
             let run = &self.runs[&task.record.run_id];
             run.version.record.spec.tasks[task.record.position as usize].retries
         };
-        self.history(task_id, "failed", Some(error.clone()));
         let task = self.tasks.get_mut(&task_id).expect("a live task");
         if retryable && task.record.attempt < retries {
             task.record.attempt += 1;
