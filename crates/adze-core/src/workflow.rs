@@ -155,7 +155,9 @@ impl WorkflowSpec {
     }
 }
 
-fn check_name(what: &str, name: &str) -> Result<()> {
+/// Checks a client-given name (workflow, task, action, event key, worker): not blank and
+/// at most [`MAX_NAME_LEN`] bytes. The error starts with `what`.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
     if name.trim().is_empty() {
         return Err(Error::invalid(format!("{what} must not be empty")));
     }

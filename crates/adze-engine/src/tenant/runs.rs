@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use adze_core::event_key;
 use adze_core::state::{RunStatus, TaskStatus};
-use adze_core::workflow::parse_object;
+use adze_core::workflow::{check_name, parse_object};
 use adze_core::{Error, Millis, Result, RunId, TaskId};
 use adze_store::{EventRecord, HistoryRecord, LogRecord, Mutation, RunRecord, TaskRecord};
 use uuid::Uuid;
@@ -60,9 +60,7 @@ impl State {
             } else {
                 format!("events[{index}].")
             };
-            if event.key.trim().is_empty() {
-                return Err(Error::invalid(format!("{prefix}key must not be empty")));
-            }
+            check_name(&format!("{prefix}key"), &event.key)?;
             parse_object(&format!("{prefix}payload"), &event.payload)?;
             parse_object(
                 &format!("{prefix}additional_metadata"),

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use adze_core::slots::SlotPool;
 use adze_core::state::TaskStatus;
+use adze_core::workflow::check_name;
 use adze_core::{Error, Result, TaskId, WorkerId};
 use adze_store::{Mutation, WorkerRecord};
 use tokio::sync::mpsc;
@@ -25,22 +26,14 @@ const MAX_ACTIONS: usize = 10_000;
 
 impl State {
     pub(crate) fn register_worker(&mut self, registration: WorkerRegistration) -> Result<WorkerId> {
-        if registration.name.trim().is_empty() {
-            return Err(Error::invalid("worker_name must not be empty"));
-        }
+        check_name("worker_name", &registration.name)?;
         if registration.actions.len() > MAX_ACTIONS {
             return Err(Error::invalid(format!(
                 "actions: at most {MAX_ACTIONS} actions per worker"
             )));
         }
-        if let Some(index) = registration
-            .actions
-            .iter()
-            .position(|action| action.trim().is_empty())
-        {
-            return Err(Error::invalid(format!(
-                "actions[{index}] must not be empty"
-            )));
+        for (index, action) in registration.actions.iter().enumerate() {
+            check_name(&format!("actions[{index}]"), action)?;
         }
         let record = WorkerRecord {
             id: Uuid::new_v4(),
