@@ -185,9 +185,14 @@ class Engine:
         return self.start(timeout)
 
     def close(self) -> None:
+        """Teardown: SIGTERM, then SIGKILL after a short grace.
+
+        How the engine shuts down is judged by the dedicated shutdown tests, not here:
+        clients left connected by a test may hold streams open.
+        """
         try:
             if self.running:
-                self.stop()
+                self.stop(timeout=3)
         except EngineError:
             pass
         finally:

@@ -39,7 +39,7 @@ class WorkerProcess:
         args: tuple[str, ...] = (),
         python: str = sys.executable,
     ) -> None:
-        self.script = Path(script)
+        self.script = Path(script).resolve()
         self.name = name
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)

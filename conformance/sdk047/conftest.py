@@ -1,6 +1,8 @@
+import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -12,16 +14,29 @@ pytest_plugins = ["harness.pytest_plugin"]
 WORKERS = Path(__file__).resolve().parent / "workers"
 
 
-@pytest.fixture
-def hatchet_client(monkeypatch):
+@contextlib.contextmanager
+def sdk_environment(env: dict[str, str]) -> Iterator[None]:
+    """0.47.1 reads its settings from the environment when a client is built."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("HATCHET_CLIENT_")}
+    for k in saved:
+        del os.environ[k]
+    os.environ.update({k: v for k, v in env.items() if k.startswith("HATCHET_CLIENT_")})
+    try:
+        yield
+    finally:
+        for k in [k for k in os.environ if k.startswith("HATCHET_CLIENT_")]:
+            del os.environ[k]
+        os.environ.update(saved)
+
+
+def client_from_env(env: dict[str, str]):
     """A 0.47.1 `Hatchet` in the test process, configured from an engine's SDK env."""
+    from hatchet_sdk import Hatchet
 
-    def make(env: dict[str, str]):
-        from hatchet_sdk import Hatchet
-
-        for key, value in env.items():
-            if key.startswith("HATCHET_CLIENT_"):
-                monkeypatch.setenv(key, value)
+    with sdk_environment(env):
         return Hatchet()
 
-    return make
+
+@pytest.fixture
+def hatchet_client():
+    return client_from_env

@@ -114,3 +114,28 @@ def test_releasing_twice_is_a_no_op_and_releasing_a_finished_task_is_an_error(on
         assert rpc.run_details(ref.workflow_run_id).status == v1.COMPLETED
     finally:
         rpc.close()
+
+
+def test_a_released_task_still_times_out_and_its_worker_gets_the_cancel(general):
+    """Hatchet addresses a released task's timeout cancel to no worker; Adze keeps the
+    task bound to its worker, so the task fails on timeout and the cancel is delivered."""
+    _, d = general.client()
+    ref = d.timeout_after_release.run(wait_for_result=False)
+    rpc = Rpc(general.engine.grpc_addr, general.engine.token)
+    try:
+        resp = rpc.wait_done(ref.workflow_run_id, timeout=30)
+        assert resp.status == v1.FAILED, f"a task past its 3 s execution timeout should be FAILED: {describe(resp)}"
+        task = resp.task_runs.get("timeout_after_release")
+        assert task is not None and task.error, describe(resp)
+        assert "time" in task.error.lower(), f"the error should say the task timed out, got {task.error!r}"
+        assert general.worker.records.of("task", task="timeout_after_release", phase="released", workflow_run_id=ref.workflow_run_id), (
+            "the task never got to release its slot"
+        )
+        general.worker.records.wait_for(
+            "the worker to receive CANCEL_STEP_RUN for the timed-out released task",
+            lambda recs: general.worker.records.logs(f"rx: cancel step run: {task.external_id}"),
+            timeout=10,
+            alive=general.worker.check_alive,
+        )
+    finally:
+        rpc.close()

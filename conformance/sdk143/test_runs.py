@@ -91,3 +91,26 @@ def test_bulk_trigger_runs_them_all(general):
     items = [d.echo.create_bulk_run_item(EchoInput(message=f"b{i}", n=i)) for i in range(5)]
     outs = d.echo.run_many(items)
     assert sorted(o["n"] for o in outs) == list(range(5))
+
+
+def test_task_past_its_execution_timeout_fails_and_its_worker_gets_the_cancel(general):
+    from rpc import Rpc, describe, v1
+
+    _, d = general.client()
+    ref = d.times_out.run(wait_for_result=False)
+    rpc = Rpc(general.engine.grpc_addr, general.engine.token)
+    try:
+        resp = rpc.wait_done(ref.workflow_run_id, timeout=30)
+        assert resp.status == v1.FAILED, f"a task past its 3 s execution timeout should be FAILED: {describe(resp)}"
+        task = resp.task_runs.get("times_out")
+        assert task is not None and "time" in task.error.lower(), (
+            f"the error should say the task timed out: {describe(resp)}"
+        )
+        general.worker.records.wait_for(
+            "the worker to receive CANCEL_STEP_RUN for the timed-out task",
+            lambda recs: general.worker.records.logs(f"rx: cancel step run: {task.external_id}"),
+            timeout=10,
+            alive=general.worker.check_alive,
+        )
+    finally:
+        rpc.close()

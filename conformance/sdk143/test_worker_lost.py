@@ -91,3 +91,28 @@ def test_killed_worker_fails_released_and_holding_tasks_with_worker_lost(make_en
             listen_grace=LISTEN_GRACE,
         )
     rpc.close()
+
+
+@pytest.mark.timeout(150)
+def test_task_lost_with_its_worker_is_retried_by_its_policy_on_another_worker(make_engine, make_worker, namespace):
+    eng = make_engine(heartbeat_timeout=HEARTBEAT_TIMEOUT, listen_grace=LISTEN_GRACE)
+    env = eng.env(namespace=namespace)
+    first = start_worker(make_worker, env, "lost", name="first-worker").wait_registered()
+
+    _, d = new_client(env)
+    ref = d.lost_then_retried.run(wait_for_result=False)
+    first.records.wait_for(
+        "the first attempt to release its slot",
+        lambda recs: first.records.of("task", task="lost_then_retried", phase="released"),
+        timeout=30,
+        alive=first.check_alive,
+    )
+    first.kill()
+
+    second = start_worker(make_worker, env, "lost", name="second-worker").wait_registered()
+    out = ref.result()
+    assert out == {"retry_count": 1}, (
+        f"after 'worker lost' the task (retries=1) should run again as retry 1, got {out}"
+    )
+    attempts = second.records.of("task", task="lost_then_retried", phase="start")
+    assert [a["retry_count"] for a in attempts] == [1], attempts

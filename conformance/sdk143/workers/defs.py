@@ -63,12 +63,15 @@ class Defs:
     release_chain: Any
     hold_chain: Any
     release_twice: Any
+    times_out: Any
+    timeout_after_release: Any
     lost_released: Any
     lost_holding: Any
+    lost_then_retried: Any
 
     def general(self) -> list[Any]:
         """What general_worker.py serves."""
-        return [self.echo, self.aecho, self.noop, self.fails, self.dag, self.on_order]
+        return [self.echo, self.aecho, self.noop, self.fails, self.dag, self.on_order, self.times_out, self.timeout_after_release]
 
     def one_slot(self) -> list[Any]:
         """What release_worker.py serves on a single slot."""
@@ -76,7 +79,7 @@ class Defs:
 
     def lost(self) -> list[Any]:
         """What lost_worker.py serves before it is killed."""
-        return [self.lost_released, self.lost_holding]
+        return [self.lost_released, self.lost_holding, self.lost_then_retried]
 
 
 def define(hatchet: Hatchet) -> Defs:
@@ -141,6 +144,22 @@ def define(hatchet: Hatchet) -> Defs:
         _mark(ctx, "release_twice", "end")
         return {"released": 2}
 
+    @hatchet.task(name="times_out", execution_timeout=timedelta(seconds=3), retries=0)
+    async def times_out(input: Any, ctx: Context) -> dict[str, Any]:
+        _mark(ctx, "times_out", "start")
+        await asyncio.sleep(60)
+        return {"unreachable": True}
+
+    # A released task stays owned by its worker: its execution timeout still applies.
+    @hatchet.task(name="timeout_after_release", execution_timeout=timedelta(seconds=3), retries=0)
+    async def timeout_after_release(input: Any, ctx: Context) -> dict[str, Any]:
+        _mark(ctx, "timeout_after_release", "start")
+        await ctx.aio_release_slot()
+        _mark(ctx, "timeout_after_release", "released")
+        await asyncio.sleep(60)
+        _mark(ctx, "timeout_after_release", "end")
+        return {"unreachable": True}
+
     # Long execution timeouts, no retries: killing the worker must be what ends these.
     @hatchet.task(name="lost_released", execution_timeout=timedelta(minutes=10), retries=0)
     async def lost_released(input: Any, ctx: Context) -> dict[str, Any]:
@@ -156,6 +175,15 @@ def define(hatchet: Hatchet) -> Defs:
         await asyncio.sleep(600)
         return {"unreachable": True}
 
+    @hatchet.task(name="lost_then_retried", execution_timeout=timedelta(minutes=10), retries=1)
+    async def lost_then_retried(input: Any, ctx: Context) -> dict[str, Any]:
+        _mark(ctx, "lost_then_retried", "start", retry_count=ctx.retry_count)
+        if ctx.retry_count == 0:
+            await ctx.aio_release_slot()
+            _mark(ctx, "lost_then_retried", "released", retry_count=ctx.retry_count)
+            await asyncio.sleep(600)
+        return {"retry_count": ctx.retry_count}
+
     return Defs(
         echo=echo,
         aecho=aecho,
@@ -168,6 +196,9 @@ def define(hatchet: Hatchet) -> Defs:
         release_chain=release_chain,
         hold_chain=hold_chain,
         release_twice=release_twice,
+        times_out=times_out,
+        timeout_after_release=timeout_after_release,
         lost_released=lost_released,
         lost_holding=lost_holding,
+        lost_then_retried=lost_then_retried,
     )
