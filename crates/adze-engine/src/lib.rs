@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use crate::tenant::WorkerView;
 use crate::tenant::{Command, RunSnapshot};
 
 /// Engine settings.
@@ -308,6 +309,20 @@ impl Engine {
     pub async fn heartbeat(&self, tenant: TenantId, worker: WorkerId) -> Result<()> {
         self.ask(tenant, |reply| Command::Heartbeat { worker, reply })
             .await
+    }
+
+    /// The tenant's workers with their slot usage.
+    pub async fn workers(&self, tenant: TenantId) -> Result<Vec<WorkerView>> {
+        self.ask(tenant, |reply| Command::Workers { reply }).await
+    }
+
+    /// One worker with its slot usage.
+    pub async fn worker(&self, tenant: TenantId, worker: WorkerId) -> Result<WorkerView> {
+        self.workers(tenant)
+            .await?
+            .into_iter()
+            .find(|view| view.record.id == worker)
+            .ok_or_else(|| Error::not_found(format!("worker {worker} not found")))
     }
 
     pub async fn set_worker_paused(

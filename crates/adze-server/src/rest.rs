@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use adze_core::Error;
+use adze_core::TenantId;
+use adze_engine::WorkerView;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +29,11 @@ pub fn router(state: RestState) -> Router {
     Router::new()
         .route("/api/live", get(|| async { "ok" }))
         .route("/api/ready", get(ready))
-        .route("/api/v1/workers/{worker}", patch(update_worker))
+        .route(
+            "/api/v1/workers/{worker}",
+            patch(update_worker).get(get_worker),
+        )
+        .route("/api/v1/tenants/{tenant}/worker", get(list_workers))
         .fallback(|| async { error_response(Error::not_found("no such endpoint")) })
         .with_state(state)
 }
@@ -49,6 +55,104 @@ fn error_response(error: Error) -> Response {
         .into_response()
 }
 
+/// The tenant of the request's `Authorization: Bearer` token.
+async fn authorize(state: &RestState, headers: &HeaderMap) -> Result<TenantId, Error> {
+    let header = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok());
+    state.api.auth.tenant(header).await
+}
+
+fn respond(result: Result<serde_json::Value, Error>) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(error) => error_response(error),
+    }
+}
+
+fn time(millis: adze_core::Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A worker in the shape of Hatchet's `Worker` model, with its slot usage per type in
+/// `slotConfig` and, as Adze's own field, the tasks still running after a release.
+fn worker_json(view: &WorkerView) -> serde_json::Value {
+    let record = &view.record;
+    let slot_config: serde_json::Map<String, serde_json::Value> = record
+        .capacity
+        .iter()
+        .map(|(slot_type, &limit)| {
+            let used = view.used.get(slot_type).copied().unwrap_or(0);
+            (
+                slot_type.clone(),
+                json!({ "available": limit.saturating_sub(used), "limit": limit }),
+            )
+        })
+        .collect();
+    let status = match (record.paused, view.listening) {
+        (true, _) => "PAUSED",
+        (false, true) => "ACTIVE",
+        (false, false) => "INACTIVE",
+    };
+    json!({
+        "metadata": {
+            "id": record.id.to_string(),
+            "createdAt": time(record.registered_at),
+            "updatedAt": time(view.last_heartbeat_at),
+        },
+        "name": record.name,
+        "type": "SELFHOSTED",
+        "lastHeartbeatAt": time(view.last_heartbeat_at),
+        "lastListenerEstablished": view.last_listen_at.map(time),
+        "actions": record.actions,
+        "status": status,
+        "slotConfig": slot_config,
+        "releasedRunning": view.released_running,
+    })
+}
+
+/// `GET /api/v1/tenants/{tenant}/worker`: the tenant's workers (`workers.list()`).
+async fn list_workers(
+    State(state): State<RestState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let own = authorize(&state, &headers).await?;
+            // Another tenant's id reads as unknown: a token sees only its own tenant.
+            if crate::convert::uuid("tenant", &tenant)? != own {
+                return Err(Error::not_found(format!("tenant {tenant} not found")));
+            }
+            let workers = state.api.engine.workers(own).await?;
+            let rows: Vec<_> = workers.iter().map(worker_json).collect();
+            Ok(json!({
+                "pagination": { "current_page": 1, "next_page": 1, "num_pages": 1 },
+                "rows": rows,
+            }))
+        }
+        .await,
+    )
+}
+
+/// `GET /api/v1/workers/{id}` (`workers.get()`).
+async fn get_worker(
+    State(state): State<RestState>,
+    Path(worker): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let tenant = authorize(&state, &headers).await?;
+            let worker = crate::convert::uuid("worker id", &worker)?;
+            Ok(worker_json(&state.api.engine.worker(tenant, worker).await?))
+        }
+        .await,
+    )
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WorkerUpdate {
@@ -63,29 +167,21 @@ async fn update_worker(
     headers: HeaderMap,
     body: Result<Json<WorkerUpdate>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let result = async {
-        let header = headers
-            .get("authorization")
-            .and_then(|value| value.to_str().ok());
-        let tenant = state.api.auth.tenant(header).await?;
-        let worker = crate::convert::uuid("worker id", &worker)?;
-        let Json(update) =
-            body.map_err(|rejection| Error::invalid(format!("body: {rejection}")))?;
-        if let Some(paused) = update.is_paused {
-            state
-                .api
-                .engine
-                .set_worker_paused(tenant, worker, paused)
-                .await?;
+    respond(
+        async {
+            let tenant = authorize(&state, &headers).await?;
+            let worker = crate::convert::uuid("worker id", &worker)?;
+            let Json(update) =
+                body.map_err(|rejection| Error::invalid(format!("body: {rejection}")))?;
+            if let Some(paused) = update.is_paused {
+                state
+                    .api
+                    .engine
+                    .set_worker_paused(tenant, worker, paused)
+                    .await?;
+            }
+            Ok(worker_json(&state.api.engine.worker(tenant, worker).await?))
         }
-        Ok::<_, Error>(Json(json!({
-            "metadata": { "id": worker.to_string() },
-            "isPaused": update.is_paused.unwrap_or(false),
-        })))
-    }
-    .await;
-    match result {
-        Ok(body) => body.into_response(),
-        Err(error) => error_response(error),
-    }
+        .await,
+    )
 }

@@ -106,6 +106,22 @@ pub enum Command {
         level: Option<String>,
         reply: Reply<()>,
     },
+    Workers {
+        reply: Reply<Vec<WorkerView>>,
+    },
+}
+
+/// A worker as operators see it: its capacity and what its tasks hold of it.
+#[derive(Debug, Clone)]
+pub struct WorkerView {
+    pub record: WorkerRecord,
+    /// Units held per slot type.
+    pub used: SlotUnits,
+    /// Tasks that released their slot and still run on this worker.
+    pub released_running: usize,
+    pub last_heartbeat_at: Millis,
+    pub last_listen_at: Option<Millis>,
+    pub listening: bool,
 }
 
 /// How a command about a task ended: done, or the task is not live in this actor (it
@@ -159,6 +175,9 @@ pub(crate) struct WorkerState {
     pub listen_deadline: Option<Instant>,
     /// Tasks bound to this worker (assigned or running, released or not).
     pub tasks: HashSet<TaskId>,
+    /// Wall-clock times, for display only; deadlines use the instants above.
+    pub last_heartbeat_at: Millis,
+    pub last_listen_at: Option<Millis>,
 }
 
 /// The actor's state.
@@ -338,6 +357,14 @@ impl State {
                 let snapshot = self.snapshot(run);
                 self.batch.reply(reply, Ok(snapshot));
             }
+            Command::Workers { reply } => {
+                let workers = self
+                    .workers
+                    .values()
+                    .map(|worker| self.worker_view(worker))
+                    .collect();
+                self.batch.reply(reply, Ok(workers));
+            }
             Command::PutLog {
                 task,
                 message,
@@ -368,6 +395,32 @@ impl State {
                 .insert(version.record.spec.name.clone(), version.clone());
         }
         self.versions.insert(version.record.id, version);
+    }
+
+    fn worker_view(&self, worker: &WorkerState) -> WorkerView {
+        let used = worker
+            .pool
+            .capacity()
+            .keys()
+            .map(|slot_type| (slot_type.clone(), worker.pool.used_units(slot_type)))
+            .collect();
+        let released_running = worker
+            .tasks
+            .iter()
+            .filter(|task| {
+                self.tasks
+                    .get(task)
+                    .is_some_and(|task| task.record.released)
+            })
+            .count();
+        WorkerView {
+            record: worker.record.clone(),
+            used,
+            released_running,
+            last_heartbeat_at: worker.last_heartbeat_at,
+            last_listen_at: worker.last_listen_at,
+            listening: worker.stream.is_some(),
+        }
     }
 
     pub(crate) fn snapshot(&self, run: RunId) -> Option<RunSnapshot> {

@@ -34,6 +34,8 @@ pub(crate) async fn load(
             id,
             WorkerState {
                 pool: SlotPool::new(record.capacity.clone()),
+                last_heartbeat_at: record.registered_at,
+                last_listen_at: None,
                 record,
                 stream: None,
                 heartbeat_deadline: come_back_by,

@@ -58,6 +58,8 @@ impl State {
                 heartbeat_deadline: deadline,
                 listen_deadline: Some(deadline),
                 tasks: HashSet::new(),
+                last_heartbeat_at: now_millis(),
+                last_listen_at: None,
             },
         );
         self.arm(id, deadline);
@@ -82,6 +84,7 @@ impl State {
         let worker = self.worker_mut(worker_id)?;
         worker.stream = Some((generation, stream));
         worker.listen_deadline = None;
+        worker.last_listen_at = Some(now_millis());
         let actions = worker.record.actions.clone();
         let bound: Vec<TaskId> = worker.tasks.iter().copied().collect();
         // Assignments sent while it had no stream may never have arrived: send them again.
@@ -129,7 +132,9 @@ impl State {
 
     pub(crate) fn heartbeat(&mut self, worker_id: WorkerId) -> Result<()> {
         let timeout = self.config.heartbeat_timeout;
-        self.worker_mut(worker_id)?.heartbeat_deadline = Instant::now() + timeout;
+        let worker = self.worker_mut(worker_id)?;
+        worker.heartbeat_deadline = Instant::now() + timeout;
+        worker.last_heartbeat_at = now_millis();
         Ok(())
     }
 
