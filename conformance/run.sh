@@ -2,6 +2,7 @@
 # End-to-end compatibility suite: drives `adze lite` with Hatchet's official Python SDKs.
 #
 #   conformance/run.sh [pytest args...]      e.g. conformance/run.sh -k release -x
+#   ADZE_CONFORMANCE_ONLY=1.43.1 conformance/run.sh test_auth.py   (paths are per suite dir)
 #
 # Builds the engine (`cargo build -p adze`) unless ADZE_BIN points at a binary, creates or
 # reuses one venv per SDK version (conformance/.venv-<version>), then runs
@@ -59,6 +60,15 @@ ensure_venv() {
   venv_ok "$dir" "$version" || { echo "conformance: $dir is unusable after install" >&2; return 1; }
 }
 
+# Test paths among the arguments replace the default "whole suite directory".
+targets=(.)
+for arg in "$@"; do
+  case "$arg" in
+    -*) ;;
+    *.py|*.py::*) targets=() ;;
+  esac
+done
+
 status=0
 summary=()
 for suite in "${SUITES[@]}"; do
@@ -74,7 +84,7 @@ for suite in "${SUITES[@]}"; do
     cd "$here/$dir"
     ADZE_CONFORMANCE_SDK="$version" \
     PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" \
-      "$here/.venv-$version/bin/python" -m pytest . \
+      "$here/.venv-$version/bin/python" -m pytest "${targets[@]}" \
         -p no:cacheprovider --timeout=180 -rfE --durations=5 "$@"
   )
   code=$?

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rpc import Rpc, describe, v1
 
 from conftest import new_client, start_worker
-from workers.defs import EchoInput
+from workers.defs import ChainInput, EchoInput
 
 N = 10
 
@@ -69,3 +71,53 @@ def test_completed_runs_and_workflows_survive_restart(make_engine, make_worker, 
     # The token minted before the crash still works and the workflow is still known.
     start_worker(make_worker, env, "general", name="general-worker-2").wait_registered()
     assert d.echo.run(EchoInput(message="after", n=2)) == {"echo": "after", "n": 2}
+
+
+@pytest.mark.timeout(150)
+def test_connected_worker_carries_on_after_engine_sigkill_and_restart(make_engine, make_worker, namespace):
+    """1.43.1 reconnects ListenV2 with the worker id it has; the restarted engine must
+    accept it (the worker is in the store) and keep assigning work to it."""
+    eng = make_engine()
+    env = eng.env(namespace=namespace)
+    worker = start_worker(make_worker, env, "general").wait_registered()
+    _, d = new_client(env)
+    assert d.echo.run(EchoInput(message="before", n=1)) == {"echo": "before", "n": 1}
+
+    eng.kill()
+    eng.restart()
+
+    ref = d.echo.run(EchoInput(message="after", n=2), wait_for_result=False)
+    assert ref.result() == {"echo": "after", "n": 2}
+    worker.check_alive()
+    ran = worker.records.of("task", task="echo", workflow_run_id=ref.workflow_run_id)
+    assert len(ran) == 1, f"the run after the restart should have run once on the reconnected worker: {ran}"
+
+
+@pytest.mark.timeout(150)
+def test_task_running_during_engine_sigkill_completes_after_restart(make_engine, make_worker, namespace):
+    """The worker keeps executing while the engine is down and reports the outcome once
+    the restarted engine is back; the run must end COMPLETED with that output."""
+    eng = make_engine()
+    env = eng.env(namespace=namespace)
+    worker = start_worker(make_worker, env, "one_slot").wait_registered()
+    _, d = new_client(env)
+    ref = d.hold_chain.run(ChainInput(seq=7, heavy=1.0, post=2.0), wait_for_result=False)
+    worker.records.wait_for(
+        "hold_chain to start",
+        lambda recs: worker.records.of("task", task="hold_chain", phase="start", workflow_run_id=ref.workflow_run_id),
+        timeout=30,
+        alive=worker.check_alive,
+    )
+
+    eng.kill()
+    eng.restart()
+
+    rpc = Rpc(eng.grpc_addr, eng.token)
+    try:
+        resp = rpc.wait_done(ref.workflow_run_id, timeout=60)
+        assert resp.status == v1.COMPLETED, (
+            f"the task that was running when the engine died should complete: {describe(resp)}"
+        )
+        assert json.loads(resp.task_runs["hold_chain"].output) == {"seq": 7}, describe(resp)
+    finally:
+        rpc.close()
