@@ -7,6 +7,7 @@ Dispatcher/SubscribeToWorkflowRuns stream. Both paths are exercised for each sha
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -84,6 +85,22 @@ def test_failing_task_is_reported_failed_by_aio_run(general):
     with pytest.raises(Exception) as info:
         asyncio.run(d.fails.aio_run())
     assert "deliberate failure" in str(info.value), repr(info.value)
+
+
+def test_task_spawns_child_runs_and_gets_their_results(general):
+    _, d = general.client()
+    out = d.spawner.run(EchoInput(message="kid", n=3))
+    assert out == {
+        "children": [{"echo": f"kid-child{i}", "n": i, "async": True} for i in range(3)]
+    }, out
+
+
+def test_ctx_log_lines_are_accepted(general):
+    _, d = general.client()
+    assert d.logs.run() == {"logged": 2}
+    time.sleep(1.0)  # the SDK sends log lines from a background thread
+    failures = general.worker.records.logs("failed to send log to Hatchet")
+    assert not failures, f"EventsService/PutLog failed for ctx.log: {failures[:2]}"
 
 
 def test_bulk_trigger_runs_them_all(general):

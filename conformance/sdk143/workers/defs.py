@@ -63,6 +63,8 @@ class Defs:
     release_chain: Any
     hold_chain: Any
     release_twice: Any
+    spawner: Any
+    logs: Any
     times_out: Any
     timeout_after_release: Any
     lost_released: Any
@@ -71,7 +73,7 @@ class Defs:
 
     def general(self) -> list[Any]:
         """What general_worker.py serves."""
-        return [self.echo, self.aecho, self.noop, self.fails, self.dag, self.on_order, self.times_out, self.timeout_after_release]
+        return [self.echo, self.aecho, self.noop, self.fails, self.dag, self.on_order, self.spawner, self.logs, self.times_out, self.timeout_after_release]
 
     def one_slot(self) -> list[Any]:
         """What release_worker.py serves on a single slot."""
@@ -144,6 +146,21 @@ def define(hatchet: Hatchet) -> Defs:
         _mark(ctx, "release_twice", "end")
         return {"released": 2}
 
+    # A child run triggered from inside a task (parent_id, child_index, child_key).
+    @hatchet.task(name="spawner", input_validator=EchoInput)
+    async def spawner(input: EchoInput, ctx: Context) -> dict[str, Any]:
+        children = await asyncio.gather(
+            *(aecho.aio_run(EchoInput(message=f"{input.message}-child{i}", n=i)) for i in range(input.n))
+        )
+        _mark(ctx, "spawner", "run", children=len(children))
+        return {"children": children}
+
+    @hatchet.task(name="logs")
+    def logs(input: Any, ctx: Context) -> dict[str, Any]:
+        ctx.log("first line from the logs task")
+        ctx.log({"structured": True})
+        return {"logged": 2}
+
     @hatchet.task(name="times_out", execution_timeout=timedelta(seconds=3), retries=0)
     async def times_out(input: Any, ctx: Context) -> dict[str, Any]:
         _mark(ctx, "times_out", "start")
@@ -196,6 +213,8 @@ def define(hatchet: Hatchet) -> Defs:
         release_chain=release_chain,
         hold_chain=hold_chain,
         release_twice=release_twice,
+        spawner=spawner,
+        logs=logs,
         times_out=times_out,
         timeout_after_release=timeout_after_release,
         lost_released=lost_released,
