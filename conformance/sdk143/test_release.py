@@ -139,3 +139,39 @@ def test_a_released_task_still_times_out_and_its_worker_gets_the_cancel(general)
         )
     finally:
         rpc.close()
+
+
+def test_rest_worker_slot_usage_follows_hold_and_release(one_slot):
+    """`hatchet.workers.list/get` (REST) must parse, and the default slot pool's
+    available units must drop while a task holds the slot and return once it releases."""
+    hatchet, d = one_slot.client()
+    name = f"{one_slot.namespace}_adze-conformance-one_slot"
+    rows = hatchet.workers.list().rows or []
+    mine = [w for w in rows if w.name == name]
+    assert len(mine) == 1, f"worker {name!r} not in GET /api/v1/tenants/{{tenant}}/worker: {[w.name for w in rows]}"
+    worker_id = mine[0].metadata.id
+
+    def default_pool():
+        worker = hatchet.workers.get(worker_id)
+        pool = (worker.slot_config or {}).get("default")
+        assert pool is not None, f"worker has no default slot pool in slot_config: {worker.slot_config}"
+        return pool
+
+    assert default_pool().limit == 1 and default_pool().available == 1, default_pool()
+
+    ref = d.release_chain.run(ChainInput(seq=99, heavy=2.0, post=2.0), wait_for_result=False)
+    records = one_slot.worker.records
+
+    def phase(p):
+        return records.of("task", task="release_chain", phase=p, workflow_run_id=ref.workflow_run_id)
+
+    records.wait_for("release_chain to start", lambda _: phase("start"), timeout=30, alive=one_slot.worker.check_alive)
+    holding = default_pool()
+    assert not phase("releasing"), "the task released before the slot could be read: rerun"
+    assert holding.available == 0, f"while the task holds the only slot, available should be 0: {holding}"
+
+    records.wait_for("release_chain to release", lambda _: phase("released"), timeout=30, alive=one_slot.worker.check_alive)
+    released = default_pool()
+    assert not phase("end"), "the task ended before the slot could be read: rerun"
+    assert released.available == 1, f"after release_slot the unit should be available again: {released}"
+    assert ref.result() == {"seq": 99}
