@@ -57,19 +57,27 @@ class Deployment:
         return new_client(self.env)
 
 
-@pytest.fixture(scope="module")
-def general(engine, tmp_path_factory) -> Iterator[Deployment]:
-    """The module engine with one 100-slot worker serving the general workflows."""
+@contextlib.contextmanager
+def deployment(engine, tmp_path_factory, group: str, prefix: str) -> Iterator[Deployment]:
+    """A fresh namespace on `engine` with a registered worker serving defs.py's `group`."""
     from harness import WorkerProcess
 
-    ns = f"m{uuid.uuid4().hex[:10]}"
+    ns = f"{prefix}{uuid.uuid4().hex[:10]}"
     env = engine.env(namespace=ns)
-    worker = WorkerProcess(WORKER_SCRIPT, env, tmp_path_factory.mktemp("general-worker"), name="general-worker", args=("general",))
+    name = f"{group.replace('_', '-')}-worker"
+    worker = WorkerProcess(WORKER_SCRIPT, env, tmp_path_factory.mktemp(name), name=name, args=(group,))
     try:
         worker.start().wait_registered()
         yield Deployment(engine, ns, env, worker)
     finally:
         worker.close()
+
+
+@pytest.fixture(scope="module")
+def general(engine, tmp_path_factory) -> Iterator[Deployment]:
+    """The module engine with one 100-slot worker serving the general workflows."""
+    with deployment(engine, tmp_path_factory, "general", "m") as dep:
+        yield dep
 
 
 def start_worker(make_worker, env: dict[str, str], group: str, name: str | None = None, **extra: str):

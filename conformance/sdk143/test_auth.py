@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from harness import jwt
-from rpc import Rpc, dispatcher, events, explain, trigger, v1, workflows
+from rpc import Rpc, dispatcher, events, explain, trigger, v1
 
 from conftest import start_worker
 

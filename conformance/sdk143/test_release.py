@@ -8,8 +8,6 @@ and never before the release. The release-to-next-start delays are measured.
 
 from __future__ import annotations
 
-import uuid
-
 import grpc
 import pytest
 
@@ -17,7 +15,7 @@ from harness import measure
 from harness.measurements import summary
 from rpc import Rpc, describe, dispatcher, explain, v1
 
-from conftest import Deployment, start_worker
+from conftest import Deployment, deployment
 from workers.defs import ChainInput
 
 HEAVY = 0.3
@@ -29,18 +27,8 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def one_slot(engine, tmp_path_factory):
-    from harness import WorkerProcess
-
-    from conftest import WORKER_SCRIPT
-
-    ns = f"r{uuid.uuid4().hex[:10]}"
-    env = engine.env(namespace=ns)
-    worker = WorkerProcess(WORKER_SCRIPT, env, tmp_path_factory.mktemp("one-slot"), name="one-slot-worker", args=("one_slot",))
-    try:
-        worker.start().wait_registered()
-        yield Deployment(engine, ns, env, worker)
-    finally:
-        worker.close()
+    with deployment(engine, tmp_path_factory, "one_slot", "r") as dep:
+        yield dep
 
 
 def executions(records, task: str, run_ids: set[str]) -> list[dict]:
