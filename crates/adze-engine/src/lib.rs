@@ -344,7 +344,18 @@ impl Engine {
         let outcome = self
             .ask(tenant, |reply| Command::TaskEvent { event, reply })
             .await?;
-        self.settle(tenant, task, outcome).await
+        match outcome {
+            tenant::Outcome::Done => Ok(()),
+            // A report about a task whose run has finished is a duplicate or a late report
+            // of an attempt settled otherwise: it changes nothing and is answered OK, since
+            // the SDKs retry refusals (1.43.1 sends STARTED twice, the second often after
+            // COMPLETED).
+            tenant::Outcome::NotLive => match self.inner.store.task(tenant, task).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err(Error::not_found(format!("task {task} not found"))),
+                Err(error) => Err(store_error(error)),
+            },
+        }
     }
 
     /// Frees the task's slot units now; the task keeps running and stays on its worker.

@@ -45,7 +45,11 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let api = Api { engine, auth };
+    let api = Api {
+        engine,
+        auth,
+        shutdown: shutdown.clone(),
+    };
     let ready = Arc::new(AtomicBool::new(false));
     let grpc = tonic::transport::Server::builder()
         // Keep idle SDK connections alive from our side too; the SDKs ping every 10 s,

@@ -229,18 +229,15 @@ impl State {
         };
         let record = &task.record;
         // Exactly-once recording: only the current attempt on its own worker may move the
-        // task; duplicates and late reports from earlier attempts change nothing.
+        // task; duplicates and late reports from earlier attempts change nothing and are
+        // answered OK (see `Engine::task_event`).
         let current = record.worker_id == Some(event.worker_id)
             && event
                 .attempt
                 .is_none_or(|attempt| attempt == record.attempt)
             && record.status.is_on_worker();
         if !current {
-            return Ok(if record.status.is_terminal() {
-                Outcome::NotLive
-            } else {
-                Outcome::Done
-            });
+            return Ok(Outcome::Done);
         }
         match event.kind {
             TaskEventKind::Started => {

@@ -112,12 +112,14 @@ impl Dispatcher for Api {
         let mut inbound = request.into_inner();
         let (events, outbound) = mpsc::channel(256);
         let engine = self.engine.clone();
+        let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             let mut waiting = tokio::task::JoinSet::new();
             // A run asked for twice while its wait is pending is waited on once.
             let mut pending: HashSet<uuid::Uuid> = HashSet::new();
             loop {
                 tokio::select! {
+                    () = shutdown.cancelled() => return,
                     message = inbound.next() => match message {
                         Some(Ok(message)) => {
                             let run = match uuid("workflow_run_id", &message.workflow_run_id) {

@@ -23,6 +23,8 @@ pub const MAX_BULK: usize = 1_000;
 pub struct Api {
     pub engine: Engine,
     pub auth: Authenticator,
+    /// Ends the streams that only the client would otherwise close.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Api {
