@@ -63,6 +63,23 @@ async fn a_release_lets_the_next_task_start_while_the_first_runs_on() {
         vec!["assigned", "started", "slot released", "completed"]
     );
 
+    // A late duplicate about a finished task is harmless; an unknown task is not found.
+    let late = TaskEvent {
+        worker_id: worker,
+        task_id: first.task_id,
+        attempt: Some(0),
+        kind: TaskEventKind::Started,
+    };
+    engine.task_event(tenant, late).await.unwrap();
+    let unknown = TaskEvent {
+        worker_id: worker,
+        task_id: Uuid::new_v4(),
+        attempt: None,
+        kind: TaskEventKind::Started,
+    };
+    let error = engine.task_event(tenant, unknown).await.unwrap_err();
+    assert_eq!(error.kind, adze_core::ErrorKind::NotFound);
+
     let error = engine
         .release_slot(tenant, first.task_id)
         .await
