@@ -49,6 +49,23 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// Writes a duration the way the SDKs do: `"30s"`, `"5m"`, `"1h30m"`, `"500ms"`.
+pub fn format(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if !millis.is_multiple_of(1000) {
+        return format!("{millis}ms");
+    }
+    let seconds = millis / 1000;
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut text = String::new();
+    for (value, unit) in [(hours, "h"), (minutes, "m"), (seconds, "s")] {
+        if value > 0 {
+            text.push_str(&format!("{value}{unit}"));
+        }
+    }
+    if text.is_empty() { "0s".into() } else { text }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +79,13 @@ mod tests {
         assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse("60"), Ok(Duration::from_secs(60)));
         assert_eq!(parse("1.5s"), Ok(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn formats_as_it_parses() {
+        for text in ["30s", "5m", "1h", "1h30m", "500ms", "0s", "1m5s"] {
+            assert_eq!(format(parse(text).unwrap()), text);
+        }
     }
 
     #[test]

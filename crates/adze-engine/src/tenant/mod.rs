@@ -2,12 +2,14 @@
 //!
 //! It takes every command waiting in its mailbox, applies them to its state, runs one
 //! scheduling pass over the queues they touched, and hands the resulting batch to its
-//! committer (see [`crate::commit`]). Timers (worker liveness) wake it at their deadline;
+//! committer (see [`crate::commit`]). Timers (worker liveness, task timeouts) wake it at
+//! their deadline;
 //! nothing polls.
 //!
 //! - [`runs`]: triggers, events, task outcomes, retries, DAG progress, run completion
 //! - [`workers`]: worker sessions, liveness, slot release
 //! - [`scheduler`]: the assignment pass
+//! - [`timers`]: deadlines: worker liveness and task execution timeouts
 //! - [`recovery`]: rebuilding the state from the store
 
 mod recovery;
@@ -15,6 +17,7 @@ mod runs;
 mod scheduler;
 #[cfg(test)]
 mod tests;
+mod timers;
 mod workers;
 
 use std::cmp::Reverse;
@@ -161,8 +164,9 @@ pub(crate) struct RunState {
 pub(crate) struct TaskState {
     pub record: TaskRecord,
     pub requests: SlotUnits,
-    /// When the current attempt must finish by (RefreshTimeout extends it).
-    pub deadline: Option<Millis>,
+    /// When the current attempt must finish by, once it is on a worker (RefreshTimeout
+    /// extends it).
+    pub deadline: Option<Instant>,
 }
 
 pub(crate) struct WorkerState {
@@ -197,7 +201,7 @@ pub(crate) struct State {
     pub dirty: HashSet<String>,
     pub next_seq: i64,
     pub next_generation: u64,
-    pub timers: BinaryHeap<Reverse<(Instant, WorkerId)>>,
+    pub timers: BinaryHeap<Reverse<(Instant, timers::Timer)>>,
     pub batch: Batch,
 }
 

@@ -14,6 +14,7 @@ use adze_core::{Error, Result, TenantId};
 use adze_store::Store;
 use tokio::time::Instant;
 
+use super::timers::Timer;
 use super::{RunState, State, TaskState, WorkerState};
 use crate::{EngineConfig, store_error};
 
@@ -43,7 +44,7 @@ pub(crate) async fn load(
                 tasks: HashSet::new(),
             },
         );
-        state.arm(id, come_back_by);
+        state.arm(Timer::Worker(id), come_back_by);
     }
     let mut run_tasks: HashMap<_, Vec<_>> = HashMap::new();
     for task in snapshot.tasks {
@@ -112,6 +113,18 @@ pub(crate) async fn load(
             .or_default()
             .push_back(task);
         state.dirty.insert(action);
+    }
+    // Bound tasks keep the part of their timeout they had not used before the restart.
+    let bound: Vec<_> = state
+        .tasks
+        .values()
+        .filter(|task| task.record.status.is_on_worker())
+        .map(|task| (task.record.id, task.record.started_at))
+        .collect();
+    let now = crate::clock::now_millis();
+    for (task, started_at) in bound {
+        let elapsed = started_at.map_or(0, |at| now.saturating_sub(at).max(0) as u64);
+        state.start_deadline(task, std::time::Duration::from_millis(elapsed));
     }
     for task in orphans {
         state.history(

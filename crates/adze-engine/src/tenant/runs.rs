@@ -4,13 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adze_core::event_key;
 use adze_core::state::{RunStatus, TaskStatus};
+use adze_core::workflow::TaskSpec;
 use adze_core::workflow::{check_name, parse_object};
 use adze_core::{Error, Millis, Result, RunId, TaskId};
+use adze_core::{duration, event_key};
 use adze_store::{EventRecord, HistoryRecord, LogRecord, Mutation, RunRecord, TaskRecord};
 use uuid::Uuid;
 
+use tokio::time::Instant;
+
+use super::timers::Timer;
 use super::{Outcome, RunState, State, TaskState, Version};
 use crate::clock::now_millis;
 use crate::{NewEvent, TaskEvent, TaskEventKind, TriggerRequest};
@@ -196,11 +200,7 @@ impl State {
     }
 
     pub(crate) fn action_of(&self, task: TaskId) -> String {
-        let task = &self.tasks[&task];
-        let run = &self.runs[&task.record.run_id];
-        run.version.record.spec.tasks[task.record.position as usize]
-            .action
-            .clone()
+        self.spec_of(task).action.clone()
     }
 
     pub(crate) fn save_task(&mut self, task: TaskId) {
@@ -246,11 +246,6 @@ impl State {
                     let task = self.tasks.get_mut(&event.task_id).expect("checked above");
                     task.record.status = TaskStatus::Running;
                     task.record.started_at = Some(now);
-                    let timeout = self.timeout_of(event.task_id);
-                    self.tasks
-                        .get_mut(&event.task_id)
-                        .expect("checked above")
-                        .deadline = Some(now + timeout);
                     self.save_task(event.task_id);
                     self.history(event.task_id, "started", None);
                 }
@@ -275,10 +270,11 @@ impl State {
         Ok(Outcome::Done)
     }
 
-    fn timeout_of(&self, task: TaskId) -> Millis {
+    /// The spec of a live task.
+    pub(crate) fn spec_of(&self, task: TaskId) -> &TaskSpec {
         let task = &self.tasks[&task];
         let run = &self.runs[&task.record.run_id];
-        run.version.record.spec.tasks[task.record.position as usize].timeout_ms as Millis
+        &run.version.record.spec.tasks[task.record.position as usize]
     }
 
     fn complete(&mut self, task_id: TaskId, output: String) {
@@ -312,11 +308,7 @@ impl State {
     pub(crate) fn fail(&mut self, task_id: TaskId, error: String, retryable: bool) {
         self.history(task_id, "failed", Some(error.clone()));
         self.detach_from_worker(task_id);
-        let task = &self.tasks[&task_id];
-        let retries = {
-            let run = &self.runs[&task.record.run_id];
-            run.version.record.spec.tasks[task.record.position as usize].retries
-        };
+        let retries = self.spec_of(task_id).retries;
         let task = self.tasks.get_mut(&task_id).expect("a live task");
         if retryable && task.record.attempt < retries {
             task.record.attempt += 1;
@@ -388,23 +380,24 @@ impl State {
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return Ok(None);
         };
-        if task.record.status != TaskStatus::Running {
-            return if task.record.status.is_terminal() {
-                Err(crate::finished_task_error(&task.record))
-            } else {
-                Err(Error::precondition(format!(
-                    "task {task_id} has not started; only a running task can refresh its timeout"
-                )))
-            };
+        if task.record.status.is_terminal() {
+            return Err(crate::finished_task_error(&task.record));
         }
-        let deadline = task.deadline.unwrap_or_else(now_millis) + by.as_millis() as Millis;
+        let Some(deadline) = task.deadline.filter(|_| task.record.status.is_on_worker()) else {
+            return Err(Error::precondition(format!(
+                "task {task_id} is not on a worker; only a running task can refresh its timeout"
+            )));
+        };
+        let deadline = deadline + by;
         task.deadline = Some(deadline);
+        self.arm(Timer::Task(task_id), deadline);
         self.history(
             task_id,
             "timeout refreshed",
-            Some(format!("by {} ms", by.as_millis())),
+            Some(format!("by {}", duration::format(by))),
         );
-        Ok(Some(deadline))
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        Ok(Some(now_millis() + remaining.as_millis() as Millis))
     }
 
     pub(crate) fn put_log(

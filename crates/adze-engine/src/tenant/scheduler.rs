@@ -69,6 +69,7 @@ impl State {
                 .insert(task_id);
             self.save_task(task_id);
             self.history(task_id, "assigned", None);
+            self.start_deadline(task_id, std::time::Duration::ZERO);
             self.dispatch(task_id);
         }
     }

@@ -431,3 +431,73 @@ fn events_start_matching_workflows_and_bad_input_is_refused() {
         adze_core::ErrorKind::NotFound
     );
 }
+
+#[test]
+fn a_released_task_still_times_out_and_its_worker_gets_the_cancel() {
+    let mut state = state_with(vec![task("a", &[], 0)]);
+    // Heartbeats are not the subject here: keep the worker alive past the timeout.
+    state.config.heartbeat_timeout = Duration::from_secs(3600);
+    let mut w = worker(&mut state, 1, &["wf:a"]);
+    trigger(&mut state, 1);
+    let a = w.received()[0].task_id;
+    report(&mut state, w.id, a, TaskEventKind::Started);
+    state.release_slot(a).unwrap();
+    settle(&mut state);
+    let timeout = Duration::from_secs(60);
+
+    state.fire_timers(Instant::now() + timeout - Duration::from_secs(1));
+    settle(&mut state);
+    assert!(w.received().is_empty(), "not due yet");
+    state.fire_timers(Instant::now() + timeout + Duration::from_secs(1));
+    settle(&mut state);
+    let sent = w.received();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].kind, sent[0].task_id),
+        (crate::AssignmentKind::Cancel, a)
+    );
+    assert!(state.runs.is_empty(), "the run failed and finished");
+}
+
+#[test]
+fn refresh_moves_the_deadline_and_a_timeout_is_retried_by_policy() {
+    let mut state = state_with(vec![task("a", &[], 1)]);
+    // Heartbeats are not the subject here: keep the worker alive past the timeout.
+    state.config.heartbeat_timeout = Duration::from_secs(3600);
+    let mut w = worker(&mut state, 1, &["wf:a"]);
+    trigger(&mut state, 1);
+    let a = w.received()[0].task_id;
+    report(&mut state, w.id, a, TaskEventKind::Started);
+    state
+        .refresh_timeout(a, Duration::from_secs(30))
+        .unwrap()
+        .unwrap();
+    settle(&mut state);
+
+    state.fire_timers(Instant::now() + Duration::from_secs(61));
+    settle(&mut state);
+    assert!(
+        w.received().is_empty(),
+        "the refresh moved the deadline to 90 s"
+    );
+    state.fire_timers(Instant::now() + Duration::from_secs(91));
+    settle(&mut state);
+    let sent = w.received();
+    let kinds: Vec<_> = sent.iter().map(|a| (a.kind, a.attempt)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (crate::AssignmentKind::Cancel, 0),
+            (crate::AssignmentKind::Start, 1)
+        ],
+        "cancel the timed-out attempt, then start the retry"
+    );
+    assert!(
+        state.tasks[&a]
+            .record
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("execution timeout of 1m")
+    );
+}

@@ -5,7 +5,6 @@
 //! assigned, running, released or not — then fails with "worker lost" and is retried if
 //! its policy allows. Nothing stays RUNNING on a worker that is gone.
 
-use std::cmp::Reverse;
 use std::collections::HashSet;
 
 use adze_core::slots::SlotPool;
@@ -17,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::timers::Timer;
 use super::{Outcome, State, WorkerState};
 use crate::clock::now_millis;
 use crate::{Assignment, WorkerRegistration};
@@ -62,7 +62,7 @@ impl State {
                 last_listen_at: None,
             },
         );
-        self.arm(id, deadline);
+        self.arm(Timer::Worker(id), deadline);
         Ok(id)
     }
 
@@ -114,7 +114,7 @@ impl State {
             worker.stream = None;
             let deadline = Instant::now() + grace;
             worker.listen_deadline = Some(deadline);
-            self.arm(worker_id, deadline);
+            self.arm(Timer::Worker(worker_id), deadline);
         }
     }
 
@@ -210,8 +210,13 @@ impl State {
 
     /// Sends the task's start to its worker once the batch deciding it is committed.
     pub(crate) fn dispatch(&mut self, task_id: TaskId) {
-        let task = &self.tasks[&task_id];
-        let Some(stream) = task
+        let assignment = self.assignment(task_id);
+        self.send_to_worker(task_id, assignment);
+    }
+
+    /// Sends a message about the task down its worker's stream, after the commit.
+    pub(crate) fn send_to_worker(&mut self, task_id: TaskId, assignment: Assignment) {
+        let Some(stream) = self.tasks[&task_id]
             .record
             .worker_id
             .and_then(|id| self.workers.get(&id))
@@ -220,56 +225,41 @@ impl State {
         else {
             return;
         };
-        let assignment = self.assignment(task_id);
         self.batch.then(move |committed| {
             if committed.is_ok() {
-                // A closed stream is noticed by the listen watcher; the task stays
-                // assigned and is sent again if the worker comes back in time.
+                // A closed stream is noticed by the listen watcher; an unsent start is
+                // sent again if the worker comes back in time.
                 let _ = stream.send(assignment);
             }
         });
     }
 
-    pub(crate) fn arm(&mut self, worker: WorkerId, at: Instant) {
-        self.timers.push(Reverse((at, worker)));
-    }
-
-    /// Handles every timer due by `now`: workers past a deadline are lost; others are
-    /// re-armed for their next deadline.
-    pub(crate) fn fire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((at, worker_id))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            let Some(worker) = self.workers.get(&worker_id) else {
-                continue;
-            };
-            let next = worker
-                .listen_deadline
-                .map_or(worker.heartbeat_deadline, |listen| {
-                    listen.min(worker.heartbeat_deadline)
-                });
-            if next > now {
-                // One timer per worker is enough; duplicates (from disconnects) are dropped.
-                if !self.timers.iter().any(|Reverse((_, id))| *id == worker_id) {
-                    self.arm(worker_id, next);
-                }
-                continue;
-            }
-            let reason = if worker.heartbeat_deadline <= now {
-                format!(
-                    "no heartbeat for {} s",
-                    self.config.heartbeat_timeout.as_secs()
-                )
-            } else {
-                format!(
-                    "its listen stream closed and did not reopen within {} s",
-                    self.config.listen_grace.as_secs()
-                )
-            };
-            self.lose_worker(worker_id, &reason);
+    /// A liveness timer of the worker fired: lost if past a deadline, else re-armed.
+    pub(crate) fn check_worker(&mut self, worker_id: WorkerId, now: Instant) {
+        let Some(worker) = self.workers.get(&worker_id) else {
+            return;
+        };
+        let next = worker
+            .listen_deadline
+            .map_or(worker.heartbeat_deadline, |listen| {
+                listen.min(worker.heartbeat_deadline)
+            });
+        if next > now {
+            self.arm_once(Timer::Worker(worker_id), next);
+            return;
         }
+        let reason = if worker.heartbeat_deadline <= now {
+            format!(
+                "no heartbeat for {} s",
+                self.config.heartbeat_timeout.as_secs()
+            )
+        } else {
+            format!(
+                "its listen stream closed and did not reopen within {} s",
+                self.config.listen_grace.as_secs()
+            )
+        };
+        self.lose_worker(worker_id, &reason);
     }
 
     /// The worker is gone: every task bound to it fails ("worker lost"), retried by policy.
