@@ -18,6 +18,9 @@ use super::{Api, grpc};
 use crate::convert::{self, uuid};
 use crate::status::to_status;
 
+/// The most unfinished runs one `SubscribeToWorkflowRuns` stream may wait on at once.
+const MAX_WAITS_PER_STREAM: usize = 100_000;
+
 type ActionStream = Pin<Box<dyn Stream<Item = Result<AssignedAction, Status>> + Send>>;
 type RunEventStream = Pin<Box<dyn Stream<Item = Result<WorkflowRunEvent, Status>> + Send>>;
 
@@ -129,6 +132,14 @@ impl Dispatcher for Api {
                                     break;
                                 }
                             };
+                            if pending.len() >= MAX_WAITS_PER_STREAM && !pending.contains(&run) {
+                                let error = adze_core::Error::new(
+                                    adze_core::ErrorKind::ResourceExhausted,
+                                    format!("at most {MAX_WAITS_PER_STREAM} runs may be awaited on one stream"),
+                                );
+                                let _ = events.send(Err(to_status(error))).await;
+                                break;
+                            }
                             if pending.insert(run) {
                                 let engine = engine.clone();
                                 waiting.spawn(async move { (run, engine.wait_run(tenant, run).await) });
