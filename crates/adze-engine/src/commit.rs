@@ -5,14 +5,19 @@
 //! committer merges the batches waiting for it into one store commit and runs their
 //! effects only once that commit has succeeded, in order. So the actor never waits on
 //! the disk, yet no one sees a state the store does not have.
+//!
+//! When a commit fails, the actor's memory is ahead of the store. The committer fails that
+//! batch's effects, fails every later batch of the same epoch without writing it (they were
+//! decided on the same wrong state), and asks the actor to reload itself from the store.
 
 use std::sync::Arc;
 
-use adze_core::Result;
+use adze_core::{Error, Result};
 use adze_store::{Mutation, Store};
 use tokio::sync::mpsc;
 
 use crate::store_error;
+use crate::tenant::Command;
 
 /// Something to do once a batch is committed; it learns whether the commit succeeded.
 pub type Effect = Box<dyn FnOnce(Result<()>) + Send>;
@@ -22,6 +27,8 @@ pub type Effect = Box<dyn FnOnce(Result<()>) + Send>;
 pub struct Batch {
     pub mutations: Vec<Mutation>,
     pub effects: Vec<Effect>,
+    /// The actor state's epoch when it was decided.
+    pub epoch: u64,
 }
 
 impl Batch {
@@ -37,6 +44,13 @@ impl Batch {
         self.effects.push(Box::new(effect));
     }
 
+    /// Runs every effect with `error` instead of committing.
+    pub fn fail(self, error: Error) {
+        for effect in self.effects {
+            effect(Err(error.clone()));
+        }
+    }
+
     /// Answers a caller with `value` once committed, or with the commit's error.
     pub fn reply<T: Send + 'static>(
         &mut self,
@@ -49,18 +63,47 @@ impl Batch {
     }
 }
 
+/// What callers hear when their batch is dropped because the tenant is being reloaded.
+pub fn reloading() -> Error {
+    Error::unavailable("the engine is reloading this tenant after a storage failure; retry")
+}
+
 /// Runs the committer until the actor drops its sender; then drains what is left.
-pub async fn run(store: Arc<dyn Store>, mut batches: mpsc::UnboundedReceiver<Batch>) {
-    while let Some(first) = batches.recv().await {
+pub async fn run(
+    store: Arc<dyn Store>,
+    mut batches: mpsc::UnboundedReceiver<Batch>,
+    actor: mpsc::UnboundedSender<Command>,
+) {
+    let mut failed_epoch = None;
+    let mut next = None;
+    loop {
+        let first = match next.take() {
+            Some(batch) => batch,
+            None => match batches.recv().await {
+                Some(batch) => batch,
+                None => break,
+            },
+        };
+        if failed_epoch == Some(first.epoch) {
+            first.fail(reloading());
+            continue;
+        }
+        let epoch = first.epoch;
         let mut mutations = first.mutations;
         let mut effects = first.effects;
-        while let Ok(next) = batches.try_recv() {
-            mutations.extend(next.mutations);
-            effects.extend(next.effects);
+        while let Ok(batch) = batches.try_recv() {
+            if batch.epoch != epoch {
+                next = Some(batch);
+                break;
+            }
+            mutations.extend(batch.mutations);
+            effects.extend(batch.effects);
         }
         let committed: Result<()> = store.commit(mutations).await.map_err(store_error);
         if let Err(error) = &committed {
-            tracing::error!(%error, "a batch of transitions could not be committed");
+            tracing::error!(%error, "a batch of transitions could not be committed; reloading the tenant");
+            failed_epoch = Some(epoch);
+            let _ = actor.send(Command::Reload { epoch });
         }
         for effect in effects {
             effect(committed.clone());

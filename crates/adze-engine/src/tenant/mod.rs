@@ -112,6 +112,10 @@ pub enum Command {
     Workers {
         reply: Reply<Vec<WorkerView>>,
     },
+    /// From the committer: a batch of this epoch failed to commit; rebuild from the store.
+    Reload {
+        epoch: u64,
+    },
 }
 
 /// A worker as operators see it: its capacity and what its tasks hold of it.
@@ -203,6 +207,11 @@ pub(crate) struct State {
     pub next_generation: u64,
     pub timers: BinaryHeap<Reverse<(Instant, timers::Timer)>>,
     pub batch: Batch,
+    /// Counts reloads; batches carry it so the committer can drop those decided on a state
+    /// that a failed commit has made wrong.
+    pub epoch: u64,
+    /// Set when the committer asked for a reload of the current epoch.
+    pub reload: bool,
 }
 
 /// Starts the actor of `tenant` and returns its mailbox.
@@ -215,7 +224,7 @@ pub fn spawn(
 ) -> mpsc::UnboundedSender<Command> {
     let (mailbox, commands) = mpsc::unbounded_channel();
     let (batches, committer_input) = mpsc::unbounded_channel();
-    tasks.spawn(commit::run(store.clone(), committer_input));
+    tasks.spawn(commit::run(store.clone(), committer_input, mailbox.clone()));
     tasks.spawn(async move {
         let state = match recovery::load(tenant, store.as_ref(), config).await {
             Ok(state) => state,
@@ -224,13 +233,14 @@ pub fn spawn(
                 return;
             }
         };
-        run(state, commands, batches, shutdown).await;
+        run(state, store, commands, batches, shutdown).await;
     });
     mailbox
 }
 
 async fn run(
     mut state: State,
+    store: Arc<dyn Store>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     batches: mpsc::UnboundedSender<Batch>,
     shutdown: CancellationToken,
@@ -251,9 +261,15 @@ async fn run(
             () = sleep_until(next_timer) => state.fire_timers(Instant::now()),
             () = shutdown.cancelled() => break,
         }
+        if std::mem::take(&mut state.reload) {
+            // What this turn decided rests on the state being thrown away.
+            std::mem::take(&mut state.batch).fail(commit::reloading());
+            state = recovery::reload(state, store.as_ref()).await;
+        }
         state.schedule();
         if !state.batch.is_empty() {
-            let batch = std::mem::take(&mut state.batch);
+            let mut batch = std::mem::take(&mut state.batch);
+            batch.epoch = state.epoch;
             if batches.send(batch).is_err() {
                 break;
             }
@@ -289,6 +305,8 @@ impl State {
             next_generation: 0,
             timers: BinaryHeap::new(),
             batch: Batch::default(),
+            epoch: 0,
+            reload: false,
         }
     }
 
@@ -361,6 +379,7 @@ impl State {
                 let snapshot = self.snapshot(run);
                 self.batch.reply(reply, Ok(snapshot));
             }
+            Command::Reload { epoch } => self.reload |= epoch == self.epoch,
             Command::Workers { reply } => {
                 let workers = self
                     .workers

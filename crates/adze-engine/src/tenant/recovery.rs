@@ -4,6 +4,10 @@
 //! stay bound, holding their units (unless released), and the worker gets the heartbeat
 //! timeout to come back: SDK workers reconnect with the same worker id. A task whose
 //! worker is not in the store any more is failed as lost, retried by its policy.
+//!
+//! The same rebuild runs when a commit fails ([`reload`]): the actor's memory is then ahead
+//! of the store, so it is thrown away, keeping only what lives outside the store (open
+//! listen streams and callers waiting for runs).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -140,4 +144,40 @@ pub(crate) async fn load(
     }
     tracing::info!(%tenant, runs = state.runs.len(), workers = state.workers.len(), "tenant recovered");
     Ok(state)
+}
+
+/// Rebuilds `old` from the store after a failed commit, carrying over the open listen
+/// streams and the callers waiting for runs. Retries while the store cannot be read.
+pub(crate) async fn reload(old: State, store: &dyn Store) -> State {
+    let mut delay = std::time::Duration::from_millis(100);
+    let mut state = loop {
+        match load(old.tenant, store, old.config.clone()).await {
+            Ok(state) => break state,
+            Err(error) => {
+                tracing::error!(tenant = %old.tenant, %error, "tenant reload failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    };
+    state.epoch = old.epoch + 1;
+    state.next_generation = old.next_generation;
+    for (id, worker) in old.workers {
+        if let Some((generation, stream)) = worker.stream {
+            // A worker the store does not know any more loses its stream: it must register.
+            let _ = state.adopt_stream(id, generation, stream);
+        }
+    }
+    for (run, waiters) in old.waiters {
+        if state.runs.contains_key(&run) {
+            state.waiters.entry(run).or_default().extend(waiters);
+        } else {
+            // Not live after all: the engine handle reads it from the store.
+            for waiter in waiters {
+                state.batch.reply(waiter, Ok(None));
+            }
+        }
+    }
+    tracing::warn!(tenant = %state.tenant, "tenant reloaded from the store after a failed commit");
+    state
 }

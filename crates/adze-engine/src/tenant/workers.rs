@@ -81,13 +81,24 @@ impl State {
     ) -> Result<u64> {
         self.next_generation += 1;
         let generation = self.next_generation;
+        self.adopt_stream(worker_id, generation, stream)?;
+        Ok(generation)
+    }
+
+    /// Makes `stream` the worker's listen stream and sends it the assignments it may have
+    /// missed while it had none.
+    pub(crate) fn adopt_stream(
+        &mut self,
+        worker_id: WorkerId,
+        generation: u64,
+        stream: mpsc::UnboundedSender<Assignment>,
+    ) -> Result<()> {
         let worker = self.worker_mut(worker_id)?;
         worker.stream = Some((generation, stream));
         worker.listen_deadline = None;
         worker.last_listen_at = Some(now_millis());
         let actions = worker.record.actions.clone();
         let bound: Vec<TaskId> = worker.tasks.iter().copied().collect();
-        // Assignments sent while it had no stream may never have arrived: send them again.
         let unstarted = bound.into_iter().filter(|task| {
             self.tasks
                 .get(task)
@@ -98,7 +109,7 @@ impl State {
             self.dispatch(task);
         }
         self.dirty.extend(actions);
-        Ok(generation)
+        Ok(())
     }
 
     pub(crate) fn listen_closed(&mut self, worker_id: WorkerId, generation: u64) {

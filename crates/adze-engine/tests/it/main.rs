@@ -1,6 +1,7 @@
 //! The engine on a real SQLite store, through its public handle.
 
 mod recovery;
+mod reload;
 mod slots;
 
 use std::sync::Arc;
