@@ -432,15 +432,21 @@ fn events_start_matching_workflows_and_bad_input_is_refused() {
     );
 }
 
-#[test]
-fn a_released_task_still_times_out_and_its_worker_gets_the_cancel() {
-    let mut state = state_with(vec![task("a", &[], 0)]);
-    // Heartbeats are not the subject here: keep the worker alive past the timeout.
+/// One workflow of one task `a`, a one-slot worker, and a run of it started there.
+/// Heartbeats are not the subject of the tests that use it: the worker stays alive.
+fn one_running_task(retries: u32) -> (State, Worker, TaskId) {
+    let mut state = state_with(vec![task("a", &[], retries)]);
     state.config.heartbeat_timeout = Duration::from_secs(3600);
     let mut w = worker(&mut state, 1, &["wf:a"]);
     trigger(&mut state, 1);
     let a = w.received()[0].task_id;
     report(&mut state, w.id, a, TaskEventKind::Started);
+    (state, w, a)
+}
+
+#[test]
+fn a_released_task_still_times_out_and_its_worker_gets_the_cancel() {
+    let (mut state, mut w, a) = one_running_task(0);
     state.release_slot(a).unwrap();
     settle(&mut state);
     let timeout = Duration::from_secs(60);
@@ -461,13 +467,7 @@ fn a_released_task_still_times_out_and_its_worker_gets_the_cancel() {
 
 #[test]
 fn refresh_moves_the_deadline_and_a_timeout_is_retried_by_policy() {
-    let mut state = state_with(vec![task("a", &[], 1)]);
-    // Heartbeats are not the subject here: keep the worker alive past the timeout.
-    state.config.heartbeat_timeout = Duration::from_secs(3600);
-    let mut w = worker(&mut state, 1, &["wf:a"]);
-    trigger(&mut state, 1);
-    let a = w.received()[0].task_id;
-    report(&mut state, w.id, a, TaskEventKind::Started);
+    let (mut state, mut w, a) = one_running_task(1);
     state
         .refresh_timeout(a, Duration::from_secs(30))
         .unwrap()
