@@ -5,6 +5,7 @@ Layout:
 - `workers`  — worker scripts as killable subprocesses (own process group)
 - `records`  — the JSON-lines file a worker script writes its step timestamps and log lines to
 - `measurements` — `MEASURE:` lines, printed and appended to conformance/measurements.txt
+- `sdk_env`  — the HATCHET_CLIENT_* environment for clients built in the test process
 - `jwt`      — decode and forge tokens for the auth tests
 - `pytest_plugin` — fixtures shared by both SDK suites; failure reports carry the engine's
   stderr tail and each worker's output

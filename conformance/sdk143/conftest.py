@@ -13,24 +13,11 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 os.environ.setdefault("ADZE_CONFORMANCE_SDK", "1.43.1")
 
+from harness.sdk_env import sdk_environment
+
 pytest_plugins = ["harness.pytest_plugin"]
 
 WORKER_SCRIPT = HERE / "workers" / "worker.py"
-
-
-@contextlib.contextmanager
-def sdk_environment(env: dict[str, str]) -> Iterator[None]:
-    """1.43.1 reads its settings from the environment when a client is built."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith("HATCHET_CLIENT_")}
-    for k in saved:
-        del os.environ[k]
-    os.environ.update({k: v for k, v in env.items() if k.startswith("HATCHET_CLIENT_")})
-    try:
-        yield
-    finally:
-        for k in [k for k in os.environ if k.startswith("HATCHET_CLIENT_")]:
-            del os.environ[k]
-        os.environ.update(saved)
 
 
 def new_client(env: dict[str, str]):
