@@ -3,8 +3,22 @@
 
 use std::time::Duration;
 
+/// The longest duration accepted: a year. Deadlines are instants, and an absurd duration
+/// must be refused here rather than overflow one later.
+pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Parses a duration string, or says why it is not one.
 pub fn parse(text: &str) -> Result<Duration, String> {
+    let duration = parse_unbounded(text)?;
+    if duration > MAX {
+        return Err(format!(
+            "{text:?} is longer than the longest allowed duration (8760h)"
+        ));
+    }
+    Ok(duration)
+}
+
+fn parse_unbounded(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("empty duration".into());
@@ -94,5 +108,11 @@ mod tests {
         assert!(parse("soon").unwrap_err().contains("soon"));
         assert!(parse("5x").unwrap_err().contains("unknown unit"));
         assert!(parse("5m3").unwrap_err().contains("without a unit"));
+        assert!(
+            parse("9999999999h")
+                .unwrap_err()
+                .contains("longest allowed")
+        );
+        assert!(parse("1e300s").is_err());
     }
 }

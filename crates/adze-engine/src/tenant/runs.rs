@@ -388,7 +388,12 @@ impl State {
                 "task {task_id} is not on a worker; only a running task can refresh its timeout"
             )));
         };
-        let deadline = deadline + by;
+        let deadline = deadline
+            .checked_add(by)
+            .filter(|deadline| deadline.saturating_duration_since(Instant::now()) <= duration::MAX)
+            .ok_or_else(|| {
+                Error::invalid("increment_timeout_by would move the deadline past a year from now")
+            })?;
         task.deadline = Some(deadline);
         self.arm(Timer::Task(task_id), deadline);
         self.history(
