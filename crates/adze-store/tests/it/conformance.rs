@@ -56,6 +56,17 @@ pub fn task_record(run: &RunRecord, position: u32, status: TaskStatus) -> TaskRe
     }
 }
 
+/// A new tenant with a one-task workflow and a (not yet stored) run of it.
+async fn new_run(store: &dyn Store) -> (Uuid, RunRecord) {
+    let tenant = Uuid::new_v4();
+    let version = store
+        .put_workflow(tenant, spec("wf", &["a"]))
+        .await
+        .unwrap()
+        .version;
+    (tenant, run_record(tenant, version.id))
+}
+
 pub async fn same_spec_is_a_no_op_and_a_change_is_a_new_version(store: Arc<dyn Store>) {
     let tenant = Uuid::new_v4();
     let first = store
@@ -137,13 +148,7 @@ pub async fn unfinished_runs_are_recovered_and_finished_ones_are_not(store: Arc<
 }
 
 pub async fn a_saved_task_replaces_the_old_row(store: Arc<dyn Store>) {
-    let tenant = Uuid::new_v4();
-    let version = store
-        .put_workflow(tenant, spec("wf", &["a"]))
-        .await
-        .unwrap()
-        .version;
-    let run = run_record(tenant, version.id);
+    let (tenant, run) = new_run(store.as_ref()).await;
     let mut task = task_record(&run, 0, TaskStatus::Queued);
     store
         .commit(vec![
@@ -168,13 +173,7 @@ pub async fn a_saved_task_replaces_the_old_row(store: Arc<dyn Store>) {
 }
 
 pub async fn history_keeps_its_order(store: Arc<dyn Store>) {
-    let tenant = Uuid::new_v4();
-    let version = store
-        .put_workflow(tenant, spec("wf", &["a"]))
-        .await
-        .unwrap()
-        .version;
-    let run = run_record(tenant, version.id);
+    let (tenant, run) = new_run(store.as_ref()).await;
     let task = task_record(&run, 0, TaskStatus::Running);
     let entry = |kind: &str| {
         Mutation::History(HistoryRecord {
