@@ -43,6 +43,15 @@ class Deployment:
     def client(self):
         return new_client(self.env)
 
+    def wait_for_cancel(self, task_external_id: str, what: str) -> None:
+        """Wait until this deployment's worker logs CANCEL_STEP_RUN for the task."""
+        self.worker.records.wait_for(
+            f"the worker to receive CANCEL_STEP_RUN for {what}",
+            lambda recs: self.worker.records.logs(f"rx: cancel step run: {task_external_id}"),
+            timeout=10,
+            alive=self.worker.check_alive,
+        )
+
 
 @contextlib.contextmanager
 def deployment(engine, tmp_path_factory, group: str, prefix: str) -> Iterator[Deployment]:

@@ -119,12 +119,7 @@ def test_a_released_task_still_times_out_and_its_worker_gets_the_cancel(general)
         assert general.worker.records.of("task", task="timeout_after_release", phase="released", workflow_run_id=ref.workflow_run_id), (
             "the task never got to release its slot"
         )
-        general.worker.records.wait_for(
-            "the worker to receive CANCEL_STEP_RUN for the timed-out released task",
-            lambda recs: general.worker.records.logs(f"rx: cancel step run: {task.external_id}"),
-            timeout=10,
-            alive=general.worker.check_alive,
-        )
+        general.wait_for_cancel(task.external_id, "the timed-out released task")
     finally:
         rpc.close()
 

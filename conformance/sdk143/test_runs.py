@@ -123,11 +123,6 @@ def test_task_past_its_execution_timeout_fails_and_its_worker_gets_the_cancel(ge
         assert task is not None and "time" in task.error.lower(), (
             f"the error should say the task timed out: {describe(resp)}"
         )
-        general.worker.records.wait_for(
-            "the worker to receive CANCEL_STEP_RUN for the timed-out task",
-            lambda recs: general.worker.records.logs(f"rx: cancel step run: {task.external_id}"),
-            timeout=10,
-            alive=general.worker.check_alive,
-        )
+        general.wait_for_cancel(task.external_id, "the timed-out task")
     finally:
         rpc.close()

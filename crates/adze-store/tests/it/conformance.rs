@@ -281,13 +281,8 @@ pub async fn workers_are_saved_and_deleted(store: Arc<dyn Store>) {
 }
 
 pub async fn concurrent_commits_all_land_and_a_bad_one_fails_alone(store: Arc<dyn Store>) {
-    let tenant = Uuid::new_v4();
-    let version = store
-        .put_workflow(tenant, spec("wf", &["a"]))
-        .await
-        .unwrap()
-        .version;
-    let duplicate = run_record(tenant, version.id);
+    let (tenant, duplicate) = new_run(store.as_ref()).await;
+    let version_id = duplicate.workflow_version_id;
     store
         .commit(vec![Mutation::InsertRun(duplicate.clone())])
         .await
@@ -298,7 +293,7 @@ pub async fn concurrent_commits_all_land_and_a_bad_one_fails_alone(store: Arc<dy
         let run = if i == 100 {
             duplicate.clone()
         } else {
-            run_record(tenant, version.id)
+            run_record(tenant, version_id)
         };
         commits.spawn(async move { (run.id, store.commit(vec![Mutation::InsertRun(run)]).await) });
     }
