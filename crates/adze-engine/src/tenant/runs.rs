@@ -5,14 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adze_core::state::{RunStatus, TaskStatus};
-use adze_core::workflow::TaskSpec;
-use adze_core::workflow::{check_name, parse_object};
-use adze_core::{Error, Millis, Result, RunId, TaskId};
-use adze_core::{duration, event_key};
+use adze_core::workflow::{TaskSpec, check_name, parse_object};
+use adze_core::{Error, Millis, Result, RunId, TaskId, duration, event_key};
 use adze_store::{EventRecord, HistoryRecord, LogRecord, Mutation, RunRecord, TaskRecord};
-use uuid::Uuid;
-
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use super::timers::Timer;
 use super::{Outcome, RunState, State, TaskState, Version};
@@ -27,13 +24,7 @@ impl State {
         // Validate everything first: a bulk trigger starts all of its runs or none.
         let mut accepted = Vec::with_capacity(requests.len());
         for (index, request) in requests.iter().enumerate() {
-            let field = |name: &str| {
-                if requests.len() == 1 {
-                    name.to_string()
-                } else {
-                    format!("workflows[{index}].{name}")
-                }
-            };
+            let field = |name: &str| item_field("workflows", requests.len(), index, name);
             let version = self
                 .latest
                 .get(&request.workflow_name)
@@ -59,17 +50,10 @@ impl State {
 
     pub(crate) fn push_events(&mut self, events: Vec<NewEvent>) -> Result<Vec<EventRecord>> {
         for (index, event) in events.iter().enumerate() {
-            let prefix = if events.len() == 1 {
-                String::new()
-            } else {
-                format!("events[{index}].")
-            };
-            check_name(&format!("{prefix}key"), &event.key)?;
-            parse_object(&format!("{prefix}payload"), &event.payload)?;
-            parse_object(
-                &format!("{prefix}additional_metadata"),
-                &event.additional_metadata,
-            )?;
+            let field = |name: &str| item_field("events", events.len(), index, name);
+            check_name(&field("key"), &event.key)?;
+            parse_object(&field("payload"), &event.payload)?;
+            parse_object(&field("additional_metadata"), &event.additional_metadata)?;
         }
         let now = now_millis();
         let mut records = Vec::with_capacity(events.len());
@@ -426,6 +410,16 @@ impl State {
             message,
         }));
         Ok(())
+    }
+}
+
+/// Names a field of one item of a call: `input` in a single call, `workflows[2].input`
+/// in a bulk one.
+fn item_field(list: &str, count: usize, index: usize, name: &str) -> String {
+    if count == 1 {
+        name.to_string()
+    } else {
+        format!("{list}[{index}].{name}")
     }
 }
 
