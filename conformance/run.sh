@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end compatibility suite: drives `adze lite` with Hatchet's official Python SDKs.
+# ADZE_CONFORMANCE_STORE=postgres drives `adze server` on a fresh PostgreSQL database
+# instead (found or started by adze-testdb); the replica crash tests always use PostgreSQL.
 #
 #   conformance/run.sh [pytest args...]      e.g. conformance/run.sh -k release -x
 #   ADZE_CONFORMANCE_ONLY=1.43.1 conformance/run.sh test_auth.py   (paths are per suite dir)
@@ -19,9 +21,10 @@ PYTEST_PINS=(pytest==9.2.0 pytest-timeout==2.4.0)
 SUITES=("0.47.1:sdk047" "1.43.1:sdk143")
 
 if [[ -z "${ADZE_BIN:-}" ]]; then
-  echo "conformance: cargo build -p adze" >&2
-  (cd "$root" && cargo build -p adze)
+  echo "conformance: cargo build -p adze -p adze-testdb" >&2
+  (cd "$root" && cargo build -p adze -p adze-testdb)
   export ADZE_BIN="$root/target/debug/adze"
+  export ADZE_TESTDB_BIN="$root/target/debug/adze-testdb"
 fi
 if [[ ! -x "$ADZE_BIN" ]]; then
   echo "conformance: no executable adze binary at $ADZE_BIN" >&2

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The one test command: the workspace's Rust tests, then the SDK conformance suite
-# (which builds the adze binary itself unless ADZE_BIN is set).
+# The one test command: the workspace's Rust tests, then the SDK conformance suite twice,
+# against `adze lite` (SQLite) and against `adze server` (PostgreSQL). PostgreSQL comes
+# from ADZE_TEST_DATABASE_URL, else 127.0.0.1:5432, else a throwaway cluster (adze-testdb).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo test --workspace
-exec conformance/run.sh "$@"
+conformance/run.sh "$@"
+ADZE_CONFORMANCE_STORE=postgres conformance/run.sh "$@"

@@ -1,4 +1,6 @@
-"""One `adze lite` process on a temp data dir, as the SDK suites need it.
+"""One engine process as the SDK suites need it: `adze lite` on a temp data dir, or, when
+ADZE_CONFORMANCE_STORE=postgres, `adze server` on a fresh PostgreSQL database (several
+`Engine`s given the same `database_url` are replicas of one cluster).
 
 The engine binds ports the harness picked (free at the time of asking); a restart reuses
 them, so tokens minted before a `kill -9` still point at the right address afterwards.
@@ -22,6 +24,28 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 class EngineError(RuntimeError):
     pass
+
+
+def store_kind() -> str:
+    kind = os.environ.get("ADZE_CONFORMANCE_STORE", "sqlite")
+    if kind not in ("sqlite", "postgres"):
+        raise EngineError(f"ADZE_CONFORMANCE_STORE must be sqlite or postgres, not {kind!r}")
+    return kind
+
+
+def fresh_database_url() -> str:
+    """A new empty database, from `adze-testdb` (which finds or starts a PostgreSQL)."""
+    path = Path(os.environ.get("ADZE_TESTDB_BIN") or REPO_ROOT / "target" / "debug" / "adze-testdb")
+    if not path.is_file():
+        raise EngineError(f"adze-testdb not found at {path}: build it with `cargo build -p adze-testdb`")
+    done = subprocess.run([str(path)], capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    url = done.stdout.decode().strip()
+    if done.returncode != 0 or not url.startswith("postgres"):
+        raise EngineError(
+            f"adze-testdb exited {done.returncode} without a database URL\n"
+            f"stderr: {done.stderr.decode(errors='replace')[-2000:]}"
+        )
+    return url
 
 
 def adze_bin() -> Path:
@@ -55,8 +79,14 @@ class Engine:
         heartbeat_timeout: float | None = None,
         listen_grace: float | None = None,
         extra_args: tuple[str, ...] = (),
+        store: str | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.name = name
+        self.store = store or store_kind()
+        self.database_url = database_url
+        if self.store == "postgres" and self.database_url is None:
+            self.database_url = fresh_database_url()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / f"{name}-data"
@@ -85,9 +115,7 @@ class Engine:
     def command(self) -> list[str]:
         cmd = [
             str(adze_bin()),
-            "lite",
-            "--data-dir",
-            str(self.data_dir),
+            *self.store_args(),
             "--grpc-addr",
             self.grpc_addr,
             "--http-addr",
@@ -98,6 +126,11 @@ class Engine:
         if self.listen_grace is not None:
             cmd += ["--listen-grace", _secs(self.listen_grace)]
         return cmd + list(self.extra_args)
+
+    def store_args(self) -> list[str]:
+        if self.store == "postgres":
+            return ["server", "--database-url", self.database_url]
+        return ["lite", "--data-dir", str(self.data_dir)]
 
     def start(self, timeout: float = 60.0) -> "Engine":
         if self.running:
@@ -218,12 +251,15 @@ class Engine:
         server_url: str | None = None,
     ) -> str:
         """`adze token create`; data_dir defaults to this engine's own."""
+        if self.store == "postgres" and data_dir is None:
+            store = ["--database-url", self.database_url]
+        else:
+            store = ["--data-dir", str(data_dir or self.data_dir)]
         cmd = [
             str(adze_bin()),
             "token",
             "create",
-            "--data-dir",
-            str(data_dir or self.data_dir),
+            *store,
             "--grpc-broadcast-address",
             grpc_broadcast_address or self.grpc_addr,
             "--server-url",

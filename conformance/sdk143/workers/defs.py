@@ -70,6 +70,7 @@ class Defs:
     lost_released: Any
     lost_holding: Any
     lost_then_retried: Any
+    steady: Any
 
     def general(self) -> list[Any]:
         """What general_worker.py serves."""
@@ -78,6 +79,10 @@ class Defs:
     def one_slot(self) -> list[Any]:
         """What release_worker.py serves on a single slot."""
         return [self.release_chain, self.hold_chain, self.release_twice]
+
+    def replicas(self) -> list[Any]:
+        """What the replica crash tests' worker serves."""
+        return [self.steady]
 
     def lost(self) -> list[Any]:
         """What lost_worker.py serves before it is killed."""
@@ -201,6 +206,13 @@ def define(hatchet: Hatchet) -> Defs:
             await asyncio.sleep(600)
         return {"retry_count": ctx.retry_count}
 
+    # Replica crash tests: long enough that some runs are in flight when a replica dies.
+    @hatchet.task(name="steady", input_validator=EchoInput, execution_timeout=timedelta(seconds=30), retries=2)
+    async def steady(input: EchoInput, ctx: Context) -> dict[str, Any]:
+        _mark(ctx, "steady", "run", n=input.n, retry_count=ctx.retry_count)
+        await asyncio.sleep(0.05)
+        return {"n": input.n}
+
     return Defs(
         echo=echo,
         aecho=aecho,
@@ -220,4 +232,5 @@ def define(hatchet: Hatchet) -> Defs:
         lost_released=lost_released,
         lost_holding=lost_holding,
         lost_then_retried=lost_then_retried,
+        steady=steady,
     )

@@ -1,6 +1,6 @@
 """A hatchet-sdk 1.43.1 worker serving one group of defs.py's workflows.
 
-Usage: worker.py general|one_slot|lost   (ADZE_SLOTS overrides the slot count)
+Usage: worker.py general|one_slot|lost|replicas   (ADZE_SLOTS overrides the slot count)
 """
 
 import os
@@ -12,7 +12,7 @@ from harness.records import capture_sdk_logs
 
 import defs
 
-GROUPS = {"general": 100, "one_slot": 1, "lost": 2}
+GROUPS = {"general": 100, "one_slot": 1, "lost": 2, "replicas": 20}
 
 hatchet = Hatchet()
 capture_sdk_logs()

@@ -2,7 +2,7 @@
 //! HTTP status) in one table, so the same failure reads the same everywhere.
 
 /// What went wrong, in the terms a caller can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorKind {
     /// The request itself is wrong; retrying it unchanged will fail again.
     InvalidArgument,
@@ -21,7 +21,7 @@ pub enum ErrorKind {
 }
 
 /// An error with a kind and a message naming the field or thing and the problem.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{message}")]
 pub struct Error {
     pub kind: ErrorKind,

@@ -13,7 +13,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Where one task is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TaskStatus {
     /// Waiting for its parents to complete.
     Pending,
@@ -94,7 +94,7 @@ impl FromStr for TaskStatus {
 }
 
 /// Where a run is, derived from its tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RunStatus {
     Queued,
     Running,

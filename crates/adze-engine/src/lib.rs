@@ -9,6 +9,7 @@
 //! - [`tenant`]: the tenant actor: runs, tasks, queues, workers, liveness timers
 //! - [`commit`]: the committer that makes an actor's decisions durable, then visible
 //! - [`payload`]: what a worker is sent when a task starts
+//! - [`placement`]: where a tenant's actor runs when replicas share a database
 //! - [`clock`]: wall-clock time as records store it
 
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@
 pub mod clock;
 pub mod commit;
 pub mod payload;
+pub mod placement;
 pub mod tenant;
 
 use std::collections::HashMap;
@@ -26,12 +28,14 @@ use adze_core::slots::SlotUnits;
 use adze_core::workflow::WorkflowSpec;
 use adze_core::{Error, Millis, Result, RunId, TaskId, TenantId, WorkerId};
 use adze_store::{EventRecord, Store, StoreError, TaskRecord, WorkflowVersionRecord};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use crate::tenant::WorkerView;
-use crate::tenant::{Command, RunSnapshot};
+use crate::placement::{Call, Placement, Reply};
+use crate::tenant::Command;
+pub use crate::tenant::{Outcome, RunSnapshot, WorkerView};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -52,7 +56,7 @@ impl Default for EngineConfig {
 }
 
 /// A request to start one run of a workflow.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TriggerRequest {
     pub workflow_name: String,
     /// JSON object text.
@@ -62,7 +66,7 @@ pub struct TriggerRequest {
 }
 
 /// An event to record and to start the workflows it triggers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewEvent {
     pub key: String,
     /// JSON object text.
@@ -73,7 +77,7 @@ pub struct NewEvent {
 }
 
 /// A worker asking to serve actions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerRegistration {
     pub name: String,
     pub actions: Vec<String>,
@@ -81,7 +85,7 @@ pub struct WorkerRegistration {
 }
 
 /// What a worker reports about a task it was given.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskEvent {
     pub worker_id: WorkerId,
     pub task_id: TaskId,
@@ -90,7 +94,7 @@ pub struct TaskEvent {
     pub kind: TaskEventKind,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum TaskEventKind {
     Started,
     /// The output, JSON text.
@@ -102,7 +106,7 @@ pub enum TaskEventKind {
 }
 
 /// What goes down a worker's listen stream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Assignment {
     pub kind: AssignmentKind,
     pub tenant_id: TenantId,
@@ -120,7 +124,7 @@ pub struct Assignment {
     pub created_at: Millis,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AssignmentKind {
     Start,
     Cancel,
@@ -135,10 +139,21 @@ pub struct Engine {
 struct Inner {
     store: Arc<dyn Store>,
     config: EngineConfig,
-    tenants: Mutex<HashMap<TenantId, mpsc::UnboundedSender<Command>>>,
+    /// Set on replicas that share a database; `None` runs every tenant here.
+    placement: Option<Arc<dyn Placement>>,
+    tenants: Mutex<HashMap<TenantId, Actor>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
+
+/// A running tenant actor: its mailbox, and what stops it.
+struct Actor {
+    mailbox: mpsc::UnboundedSender<Command>,
+    stop: CancellationToken,
+}
+
+/// How long a waiter on another replica's run is held before it asks again.
+const REMOTE_WAIT: Duration = Duration::from_secs(5);
 
 /// Maps storage failures onto what a caller can act on.
 pub fn store_error(error: StoreError) -> Error {
@@ -149,18 +164,26 @@ pub fn store_error(error: StoreError) -> Error {
     }
 }
 
+fn unexpected(reply: Reply) -> Error {
+    Error::internal(format!(
+        "unexpected answer from the tenant's owner: {reply:?}"
+    ))
+}
+
+/// Unpacks the one variant of [`Reply`] a call answers with.
+macro_rules! expect_reply {
+    ($reply:expr, $variant:path) => {
+        match $reply {
+            $variant(value) => Ok(value),
+            other => Err(unexpected(other)),
+        }
+    };
+}
+
 impl Engine {
     /// Starts the engine on `store`, recovering every tenant that has unfinished work.
     pub async fn start(store: Arc<dyn Store>, config: EngineConfig) -> Result<Engine> {
-        let engine = Engine {
-            inner: Arc::new(Inner {
-                store,
-                config,
-                tenants: Mutex::new(HashMap::new()),
-                shutdown: CancellationToken::new(),
-                tasks: TaskTracker::new(),
-            }),
-        };
+        let engine = Engine::new(store, config, None);
         let tenants = engine
             .inner
             .store
@@ -168,13 +191,44 @@ impl Engine {
             .await
             .map_err(store_error)?;
         for tenant in tenants {
-            engine.tenant(tenant);
+            engine.open_tenant(tenant);
         }
         Ok(engine)
     }
 
+    /// An engine that is one replica of several: `placement` decides which tenants run
+    /// here and opens them with [`Engine::open_tenant`]; the rest are forwarded.
+    pub fn replica(
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+        placement: Arc<dyn Placement>,
+    ) -> Engine {
+        Engine::new(store, config, Some(placement))
+    }
+
+    fn new(
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+        placement: Option<Arc<dyn Placement>>,
+    ) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                placement,
+                tenants: Mutex::new(HashMap::new()),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
     }
 
     /// Stops every tenant actor after its pending commits, and waits for them.
@@ -184,36 +238,196 @@ impl Engine {
         self.inner.tasks.wait().await;
     }
 
-    /// The mailbox of the tenant's actor, starting the actor on first use.
-    fn tenant(&self, tenant: TenantId) -> mpsc::UnboundedSender<Command> {
+    /// Whether the engine is stopping.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    /// Starts the tenant's actor here (recovering it from the store) unless it runs.
+    pub fn open_tenant(&self, tenant: TenantId) {
+        self.mailbox(tenant);
+    }
+
+    /// Stops the tenant's actor here: its lease went to another replica. Commits it has
+    /// decided still complete; its workers' listen streams end, so they reconnect.
+    pub fn close_tenant(&self, tenant: TenantId) {
         let mut tenants = self.inner.tenants.lock().expect("tenant map poisoned");
-        if let Some(mailbox) = tenants.get(&tenant).filter(|mailbox| !mailbox.is_closed()) {
-            return mailbox.clone();
+        if let Some(actor) = tenants.remove(&tenant) {
+            actor.stop.cancel();
         }
+    }
+
+    /// The mailbox of the tenant's actor, starting the actor on first use.
+    fn mailbox(&self, tenant: TenantId) -> mpsc::UnboundedSender<Command> {
+        let mut tenants = self.inner.tenants.lock().expect("tenant map poisoned");
+        if let Some(actor) = tenants
+            .get(&tenant)
+            .filter(|actor| !actor.mailbox.is_closed())
+        {
+            return actor.mailbox.clone();
+        }
+        let stop = self.inner.shutdown.child_token();
         let mailbox = tenant::spawn(
             tenant,
             self.inner.store.clone(),
             self.inner.config.clone(),
-            self.inner.shutdown.child_token(),
+            stop.clone(),
             &self.inner.tasks,
         );
-        tenants.insert(tenant, mailbox.clone());
+        tenants.insert(
+            tenant,
+            Actor {
+                mailbox: mailbox.clone(),
+                stop,
+            },
+        );
         mailbox
     }
 
-    /// Sends a command to the tenant's actor and waits for its (committed) answer.
+    /// Sends a command to the local actor and waits for its (committed) answer.
     async fn ask<T>(
         &self,
         tenant: TenantId,
         command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        self.tenant(tenant)
+        self.mailbox(tenant)
             .send(command(reply))
             .map_err(|_| Error::unavailable("the engine is shutting down"))?;
         answer
             .await
             .map_err(|_| Error::unavailable("the engine is shutting down"))?
+    }
+
+    /// Runs `call` wherever the tenant's actor is: here, or on its owner.
+    pub async fn call(&self, tenant: TenantId, call: Call) -> Result<Reply> {
+        if let Some(placement) = &self.inner.placement
+            && !placement.is_local(tenant).await?
+        {
+            return placement.forward(tenant, call).await;
+        }
+        self.execute(tenant, call).await
+    }
+
+    /// Runs `call` on the local actor.
+    async fn execute(&self, tenant: TenantId, call: Call) -> Result<Reply> {
+        Ok(match call {
+            Call::WorkflowVersion(version) => {
+                self.ask(tenant, |reply| Command::WorkflowVersion { version, reply })
+                    .await?;
+                Reply::Done
+            }
+            Call::Trigger(requests) => Reply::RunIds(
+                self.ask(tenant, |reply| Command::Trigger { requests, reply })
+                    .await?,
+            ),
+            Call::PushEvents(events) => Reply::Events(
+                self.ask(tenant, |reply| Command::PushEvents { events, reply })
+                    .await?,
+            ),
+            Call::RegisterWorker(registration) => Reply::Worker(
+                self.ask(tenant, |reply| Command::RegisterWorker {
+                    registration,
+                    reply,
+                })
+                .await?,
+            ),
+            Call::Listen { worker, replica } => {
+                let placement = self.inner.placement.as_ref().ok_or_else(|| {
+                    Error::internal("a remote listen reached an engine without replicas")
+                })?;
+                let (stream, id) = placement.stream_to(replica, tenant, worker);
+                let generation = self
+                    .ask(tenant, |reply| Command::Listen {
+                        worker,
+                        stream,
+                        reply,
+                    })
+                    .await?;
+                Reply::Listening(placement::Listening {
+                    generation,
+                    stream: id,
+                    owner: placement.replica(),
+                })
+            }
+            Call::ListenClosed { worker, generation } => {
+                let _ = self
+                    .mailbox(tenant)
+                    .send(Command::ListenClosed { worker, generation });
+                Reply::Done
+            }
+            Call::Unsubscribe(worker) => {
+                self.ask(tenant, |reply| Command::Unsubscribe { worker, reply })
+                    .await?;
+                Reply::Done
+            }
+            Call::Heartbeat(worker) => {
+                self.ask(tenant, |reply| Command::Heartbeat { worker, reply })
+                    .await?;
+                Reply::Done
+            }
+            Call::Workers => {
+                Reply::Workers(self.ask(tenant, |reply| Command::Workers { reply }).await?)
+            }
+            Call::SetPaused { worker, paused } => {
+                self.ask(tenant, |reply| Command::SetPaused {
+                    worker,
+                    paused,
+                    reply,
+                })
+                .await?;
+                Reply::Done
+            }
+            Call::TaskEvent(event) => Reply::Outcome(
+                self.ask(tenant, |reply| Command::TaskEvent { event, reply })
+                    .await?,
+            ),
+            Call::ReleaseSlot(task) => Reply::Outcome(
+                self.ask(tenant, |reply| Command::ReleaseSlot { task, reply })
+                    .await?,
+            ),
+            Call::RefreshTimeout { task, by_ms } => Reply::Deadline(
+                self.ask(tenant, |reply| Command::RefreshTimeout {
+                    task,
+                    by: Duration::from_millis(by_ms),
+                    reply,
+                })
+                .await?,
+            ),
+            Call::WaitRun { run, within_ms } => {
+                let wait = self.ask(tenant, |reply| Command::WaitRun { run, reply });
+                match tokio::time::timeout(Duration::from_millis(within_ms), wait).await {
+                    Ok(snapshot) => Reply::Run(snapshot?),
+                    Err(_) => Reply::StillRunning,
+                }
+            }
+            Call::GetRun(run) => Reply::Run(
+                self.ask(tenant, |reply| Command::GetRun { run, reply })
+                    .await?,
+            ),
+            Call::PutLog {
+                task,
+                message,
+                level,
+            } => {
+                self.ask(tenant, |reply| Command::PutLog {
+                    task,
+                    message,
+                    level,
+                    reply,
+                })
+                .await?;
+                Reply::Done
+            }
+        })
+    }
+
+    /// Runs a call that answers [`Reply::Done`].
+    async fn call_done(&self, tenant: TenantId, call: Call) -> Result<()> {
+        match self.call(tenant, call).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Registers a workflow version (a no-op when it equals the latest one).
@@ -230,11 +444,8 @@ impl Engine {
             .await
             .map_err(store_error)?;
         let version = outcome.version.clone();
-        self.ask(tenant, |reply| Command::WorkflowVersion {
-            version: outcome.version,
-            reply,
-        })
-        .await?;
+        self.call_done(tenant, Call::WorkflowVersion(outcome.version))
+            .await?;
         Ok(version)
     }
 
@@ -245,8 +456,10 @@ impl Engine {
         tenant: TenantId,
         requests: Vec<TriggerRequest>,
     ) -> Result<Vec<RunId>> {
-        self.ask(tenant, |reply| Command::Trigger { requests, reply })
-            .await
+        expect_reply!(
+            self.call(tenant, Call::Trigger(requests)).await?,
+            Reply::RunIds
+        )
     }
 
     /// Records events and starts every workflow whose trigger matches each key.
@@ -255,8 +468,10 @@ impl Engine {
         tenant: TenantId,
         events: Vec<NewEvent>,
     ) -> Result<Vec<EventRecord>> {
-        self.ask(tenant, |reply| Command::PushEvents { events, reply })
-            .await
+        expect_reply!(
+            self.call(tenant, Call::PushEvents(events)).await?,
+            Reply::Events
+        )
     }
 
     pub async fn register_worker(
@@ -264,22 +479,29 @@ impl Engine {
         tenant: TenantId,
         registration: WorkerRegistration,
     ) -> Result<WorkerId> {
-        self.ask(tenant, |reply| Command::RegisterWorker {
-            registration,
-            reply,
-        })
-        .await
+        expect_reply!(
+            self.call(tenant, Call::RegisterWorker(registration))
+                .await?,
+            Reply::Worker
+        )
     }
 
     /// Opens the worker's assignment stream; a second listen replaces the first. The
-    /// stream ends when the worker is lost or the engine stops.
+    /// stream ends when the worker is lost, its tenant moves to another replica, or the
+    /// engine stops.
     pub async fn listen(
         &self,
         tenant: TenantId,
         worker: WorkerId,
     ) -> Result<mpsc::UnboundedReceiver<Assignment>> {
-        let mailbox = self.tenant(tenant);
         let (sender, receiver) = mpsc::unbounded_channel();
+        if let Some(placement) = &self.inner.placement
+            && !placement.is_local(tenant).await?
+        {
+            placement.listen_remote(tenant, worker, sender).await?;
+            return Ok(receiver);
+        }
+        let mailbox = self.mailbox(tenant);
         let generation = self
             .ask(tenant, |reply| Command::Listen {
                 worker,
@@ -302,18 +524,16 @@ impl Engine {
 
     /// Marks the worker as not listening (the SDK's `Unsubscribe`).
     pub async fn unsubscribe(&self, tenant: TenantId, worker: WorkerId) -> Result<()> {
-        self.ask(tenant, |reply| Command::Unsubscribe { worker, reply })
-            .await
+        self.call_done(tenant, Call::Unsubscribe(worker)).await
     }
 
     pub async fn heartbeat(&self, tenant: TenantId, worker: WorkerId) -> Result<()> {
-        self.ask(tenant, |reply| Command::Heartbeat { worker, reply })
-            .await
+        self.call_done(tenant, Call::Heartbeat(worker)).await
     }
 
     /// The tenant's workers with their slot usage.
     pub async fn workers(&self, tenant: TenantId) -> Result<Vec<WorkerView>> {
-        self.ask(tenant, |reply| Command::Workers { reply }).await
+        expect_reply!(self.call(tenant, Call::Workers).await?, Reply::Workers)
     }
 
     /// One worker with its slot usage.
@@ -331,26 +551,23 @@ impl Engine {
         worker: WorkerId,
         paused: bool,
     ) -> Result<()> {
-        self.ask(tenant, |reply| Command::SetPaused {
-            worker,
-            paused,
-            reply,
-        })
-        .await
+        self.call_done(tenant, Call::SetPaused { worker, paused })
+            .await
     }
 
     pub async fn task_event(&self, tenant: TenantId, event: TaskEvent) -> Result<()> {
         let task = event.task_id;
-        let outcome = self
-            .ask(tenant, |reply| Command::TaskEvent { event, reply })
-            .await?;
+        let outcome = expect_reply!(
+            self.call(tenant, Call::TaskEvent(event)).await?,
+            Reply::Outcome
+        )?;
         match outcome {
-            tenant::Outcome::Done => Ok(()),
+            Outcome::Done => Ok(()),
             // A report about a task whose run has finished is a duplicate or a late report
             // of an attempt settled otherwise: it changes nothing and is answered OK, since
             // the SDKs retry refusals (1.43.1 sends STARTED twice, the second often after
             // COMPLETED).
-            tenant::Outcome::NotLive => match self.inner.store.task(tenant, task).await {
+            Outcome::NotLive => match self.inner.store.task(tenant, task).await {
                 Ok(Some(_)) => Ok(()),
                 Ok(None) => Err(Error::not_found(format!("task {task} not found"))),
                 Err(error) => Err(store_error(error)),
@@ -360,9 +577,10 @@ impl Engine {
 
     /// Frees the task's slot units now; the task keeps running and stays on its worker.
     pub async fn release_slot(&self, tenant: TenantId, task: TaskId) -> Result<()> {
-        let outcome = self
-            .ask(tenant, |reply| Command::ReleaseSlot { task, reply })
-            .await?;
+        let outcome = expect_reply!(
+            self.call(tenant, Call::ReleaseSlot(task)).await?,
+            Reply::Outcome
+        )?;
         self.settle(tenant, task, outcome).await
     }
 
@@ -373,20 +591,23 @@ impl Engine {
         task: TaskId,
         by: Duration,
     ) -> Result<Millis> {
-        match self
-            .ask(tenant, |reply| Command::RefreshTimeout { task, by, reply })
-            .await?
-        {
+        let by_ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        let deadline = expect_reply!(
+            self.call(tenant, Call::RefreshTimeout { task, by_ms })
+                .await?,
+            Reply::Deadline
+        )?;
+        match deadline {
             Some(deadline) => Ok(deadline),
             None => Err(self.missing_task(tenant, task).await),
         }
     }
 
     /// Resolves an answer that said "that task is not live here": finished or unknown.
-    async fn settle(&self, tenant: TenantId, task: TaskId, outcome: tenant::Outcome) -> Result<()> {
+    async fn settle(&self, tenant: TenantId, task: TaskId, outcome: Outcome) -> Result<()> {
         match outcome {
-            tenant::Outcome::Done => Ok(()),
-            tenant::Outcome::NotLive => Err(self.missing_task(tenant, task).await),
+            Outcome::Done => Ok(()),
+            Outcome::NotLive => Err(self.missing_task(tenant, task).await),
         }
     }
 
@@ -400,21 +621,20 @@ impl Engine {
 
     /// Waits until the run is done and returns it.
     pub async fn wait_run(&self, tenant: TenantId, run: RunId) -> Result<RunSnapshot> {
-        match self
-            .ask(tenant, |reply| Command::WaitRun { run, reply })
-            .await?
-        {
-            Some(snapshot) => Ok(snapshot),
-            None => self.stored_run(tenant, run).await,
+        let within_ms = REMOTE_WAIT.as_millis() as u64;
+        loop {
+            match self.call(tenant, Call::WaitRun { run, within_ms }).await? {
+                Reply::Run(Some(snapshot)) => return Ok(snapshot),
+                Reply::Run(None) => return self.stored_run(tenant, run).await,
+                Reply::StillRunning => continue,
+                other => return Err(unexpected(other)),
+            }
         }
     }
 
     /// The run as it is now.
     pub async fn run(&self, tenant: TenantId, run: RunId) -> Result<RunSnapshot> {
-        match self
-            .ask(tenant, |reply| Command::GetRun { run, reply })
-            .await?
-        {
+        match expect_reply!(self.call(tenant, Call::GetRun(run)).await?, Reply::Run)? {
             Some(snapshot) => Ok(snapshot),
             None => self.stored_run(tenant, run).await,
         }
@@ -440,12 +660,14 @@ impl Engine {
         message: String,
         level: Option<String>,
     ) -> Result<()> {
-        self.ask(tenant, |reply| Command::PutLog {
-            task,
-            message,
-            level,
-            reply,
-        })
+        self.call_done(
+            tenant,
+            Call::PutLog {
+                task,
+                message,
+                level,
+            },
+        )
         .await
     }
 

@@ -4,6 +4,7 @@ use adze_core::slots::SlotUnits;
 use adze_core::state::{RunStatus, TaskStatus};
 use adze_core::workflow::WorkflowSpec;
 use adze_core::{Millis, RunId, TaskId, TenantId, WorkerId};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A write, applied with others in one transaction by [`crate::Store::commit`].
@@ -29,7 +30,7 @@ pub enum Mutation {
     Log(LogRecord),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenRecord {
     pub id: Uuid,
     pub tenant_id: TenantId,
@@ -38,7 +39,7 @@ pub struct TokenRecord {
     pub revoked_at: Option<Millis>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowVersionRecord {
     pub id: Uuid,
     pub workflow_id: Uuid,
@@ -49,14 +50,14 @@ pub struct WorkflowVersionRecord {
     pub created_at: Millis,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PutWorkflowOutcome {
     pub version: WorkflowVersionRecord,
     /// False when the spec equalled the latest version and nothing was written.
     pub created: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
     pub id: Uuid,
     pub tenant_id: TenantId,
@@ -67,7 +68,7 @@ pub struct EventRecord {
     pub created_at: Millis,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub id: RunId,
     pub tenant_id: TenantId,
@@ -83,7 +84,7 @@ pub struct RunRecord {
     pub finished_at: Option<Millis>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub id: TaskId,
     pub run_id: RunId,
@@ -108,7 +109,7 @@ pub struct TaskRecord {
 }
 
 /// One line of a task's history: assigned, started, released, completed, failed, …
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryRecord {
     pub task_id: TaskId,
     pub attempt: u32,
@@ -118,7 +119,7 @@ pub struct HistoryRecord {
     pub detail: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerRecord {
     pub id: WorkerId,
     pub tenant_id: TenantId,
@@ -129,7 +130,7 @@ pub struct WorkerRecord {
     pub registered_at: Millis,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogRecord {
     pub task_id: TaskId,
     pub tenant_id: TenantId,

@@ -1,6 +1,8 @@
 //! The `adze` binary: a durable task engine that speaks Hatchet's protocol.
 //!
 //! - `adze lite`: the whole engine on embedded SQLite ([`lite`])
+//! - `adze server`: one replica of the engine on PostgreSQL ([`server`])
+//! - `adze migrate`: bring a PostgreSQL database to this binary's schema ([`migrate`])
 //! - `adze token`: create and revoke API tokens ([`token`])
 //!
 //! Data goes to stdout, progress and logs to stderr.
@@ -8,6 +10,9 @@
 #![forbid(unsafe_code)]
 
 mod lite;
+mod migrate;
+mod server;
+mod serving;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +29,10 @@ struct Cli {
 enum Command {
     /// Run the whole engine on embedded SQLite: no set-up, one data directory.
     Lite(lite::LiteArgs),
+    /// Run one replica of the engine on PostgreSQL; run several on one database.
+    Server(server::ServerArgs),
+    /// Create or upgrade the PostgreSQL schema, then exit.
+    Migrate(migrate::MigrateArgs),
     /// Create or revoke API tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -45,6 +54,8 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Lite(args) => lite::run(args).await,
+            Command::Server(args) => server::run(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
             Command::Token(command) => token::run(command).await,
         }
     })

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adze_server::auth::{TokenRequest, create_token};
+use adze_store::postgres::{PgConfig, PgStore};
 use adze_store::sqlite::SqliteStore;
 use adze_store::{Mutation, Store};
 use anyhow::Context;
@@ -28,7 +29,7 @@ pub struct StoreArgs {
     /// The data directory of an `adze lite` engine.
     #[arg(long, env = "ADZE_DATA_DIR", required_unless_present = "database_url")]
     data_dir: Option<PathBuf>,
-    /// The database of an `adze server` engine (not available yet).
+    /// The PostgreSQL database of `adze server` engines.
     #[arg(long, env = "ADZE_DATABASE_URL", conflicts_with = "data_dir")]
     database_url: Option<String>,
 }
@@ -59,16 +60,19 @@ pub struct RevokeArgs {
     token_id: Uuid,
 }
 
-fn open(args: &StoreArgs) -> anyhow::Result<Arc<dyn Store>> {
+async fn open(args: &StoreArgs) -> anyhow::Result<Arc<dyn Store>> {
     match (&args.data_dir, &args.database_url) {
         (Some(dir), _) => {
             let store = SqliteStore::open(dir)
                 .with_context(|| format!("cannot open the data directory {}", dir.display()))?;
             Ok(Arc::new(store))
         }
-        (None, Some(_)) => anyhow::bail!(
-            "--database-url needs `adze server`, which this build does not have yet; use --data-dir"
-        ),
+        (None, Some(url)) => {
+            let store = PgStore::connect(PgConfig::new(url.clone()))
+                .await
+                .context("cannot open the PostgreSQL store (--database-url)")?;
+            Ok(Arc::new(store))
+        }
         (None, None) => anyhow::bail!("give --data-dir DIR"),
     }
 }
@@ -76,7 +80,7 @@ fn open(args: &StoreArgs) -> anyhow::Result<Arc<dyn Store>> {
 pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create(args) => {
-            let store = open(&args.store)?;
+            let store = open(&args.store).await?;
             let request = TokenRequest {
                 tenant: args.tenant,
                 server_url: args.server_url,
@@ -89,7 +93,7 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
             println!("{token}");
         }
         TokenCommand::Revoke(args) => {
-            let store = open(&args.store)?;
+            let store = open(&args.store).await?;
             let at = adze_engine::clock::now_millis();
             store
                 .commit(vec![Mutation::RevokeToken {

@@ -119,7 +119,7 @@ pub enum Command {
 }
 
 /// A worker as operators see it: its capacity and what its tasks hold of it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WorkerView {
     pub record: WorkerRecord,
     /// Units held per slot type.
@@ -133,14 +133,14 @@ pub struct WorkerView {
 
 /// How a command about a task ended: done, or the task is not live in this actor (it
 /// finished with its run, or never existed); the handle tells which from the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     Done,
     NotLive,
 }
 
 /// A run with its tasks, as callers see it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunSnapshot {
     pub run: RunRecord,
     pub tasks: Vec<TaskRecord>,
@@ -265,6 +265,10 @@ async fn run(
             // What this turn decided rests on the state being thrown away.
             std::mem::take(&mut state.batch).fail(commit::reloading());
             state = recovery::reload(state, store.as_ref()).await;
+            // The reload may have waited out a long outage; a stopped actor decides nothing.
+            if shutdown.is_cancelled() {
+                break;
+            }
         }
         state.schedule();
         if !state.batch.is_empty() {
@@ -370,7 +374,10 @@ impl State {
             }
             Command::WaitRun { run, reply } => {
                 if self.runs.contains_key(&run) {
-                    self.waiters.entry(run).or_default().push(reply);
+                    // Waiters from other replicas give up and ask again; drop the ones gone.
+                    let waiters = self.waiters.entry(run).or_default();
+                    waiters.retain(|waiter| !waiter.is_closed());
+                    waiters.push(reply);
                 } else {
                     self.batch.reply(reply, Ok(None));
                 }

@@ -1,0 +1,245 @@
+//! Tenant leases: which replica runs each tenant's actor.
+//!
+//! A lease is a row renewed on every tick while its holder lives. A tenant without a
+//! live lease is taken by the first replica that needs it: one that receives a call for
+//! it, or any replica's tick once the old lease has expired. Losing a lease (a renewal
+//! that finds it gone, or no successful renewal for a whole lease time) stops the
+//! tenant's actor here at once, before another replica can have taken it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use adze_core::{Result, TenantId};
+use tokio::time::Instant;
+
+use crate::{Cluster, unavailable};
+
+/// What this replica knows of leases.
+#[derive(Default)]
+pub struct Leases {
+    state: Mutex<Known>,
+}
+
+#[derive(Default)]
+struct Known {
+    /// Tenants whose actor runs here.
+    owned: HashSet<TenantId>,
+    /// Tenants owned elsewhere, until when that is known to hold.
+    elsewhere: HashMap<TenantId, Instant>,
+    /// The last time every owned lease was renewed.
+    renewed_at: Option<Instant>,
+}
+
+fn seconds(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+impl Leases {
+    pub fn owned(&self) -> Vec<TenantId> {
+        let known = self.state.lock().expect("lease state poisoned");
+        known.owned.iter().copied().collect()
+    }
+
+    /// Whether `tenant` runs here, taking its lease if nobody holds a live one.
+    pub async fn is_local(&self, cluster: &Cluster, tenant: TenantId) -> Result<bool> {
+        {
+            let known = self.state.lock().expect("lease state poisoned");
+            if known.owned.contains(&tenant) {
+                return Ok(true);
+            }
+            if known
+                .elsewhere
+                .get(&tenant)
+                .is_some_and(|until| *until > Instant::now())
+            {
+                return Ok(false);
+            }
+        }
+        let client = cluster
+            .pool
+            .get()
+            .await
+            .map_err(|error| unavailable("cannot look up the tenant's lease", error))?;
+        let taken = client
+            .query_opt(
+                "INSERT INTO tenant_leases (tenant_id, owner, epoch, expires_at) \
+                 VALUES ($1, $2, 1, now() + make_interval(secs => $3)) \
+                 ON CONFLICT (tenant_id) DO UPDATE \
+                   SET owner = EXCLUDED.owner, epoch = tenant_leases.epoch + 1, \
+                       expires_at = EXCLUDED.expires_at \
+                   WHERE tenant_leases.expires_at < now() OR tenant_leases.owner = EXCLUDED.owner \
+                 RETURNING epoch",
+                &[&tenant, &cluster.id, &seconds(cluster.config.lease_ttl)],
+            )
+            .await
+            .map_err(|error| unavailable("cannot take the tenant's lease", error))?;
+        if taken.is_some() {
+            self.took(cluster, tenant);
+            return Ok(true);
+        }
+        let row = client
+            .query_opt(
+                "SELECT extract(epoch FROM expires_at - now())::float8 FROM tenant_leases \
+                 WHERE tenant_id = $1",
+                &[&tenant],
+            )
+            .await
+            .map_err(|error| unavailable("cannot look up the tenant's lease", error))?;
+        let remaining = row.map_or(0.0, |row| row.get::<_, f64>(0)).max(0.0);
+        let mut known = self.state.lock().expect("lease state poisoned");
+        known
+            .elsewhere
+            .insert(tenant, Instant::now() + Duration::from_secs_f64(remaining));
+        Ok(false)
+    }
+
+    fn took(&self, cluster: &Cluster, tenant: TenantId) {
+        let newly = {
+            let mut known = self.state.lock().expect("lease state poisoned");
+            known.elsewhere.remove(&tenant);
+            known.owned.insert(tenant)
+        };
+        if newly {
+            tracing::info!(%tenant, replica = %cluster.id, "took the tenant's lease");
+            cluster.engine().open_tenant(tenant);
+            cluster.calls_waiting.notify_one();
+        }
+    }
+
+    fn lost(&self, cluster: &Cluster, tenant: TenantId) {
+        let was = {
+            let mut known = self.state.lock().expect("lease state poisoned");
+            known.owned.remove(&tenant)
+        };
+        if was {
+            tracing::warn!(%tenant, replica = %cluster.id, "lost the tenant's lease; stopping its actor here");
+            cluster.engine().close_tenant(tenant);
+        }
+    }
+
+    /// Records that this replica is alive.
+    pub async fn heartbeat(&self, cluster: &Cluster) -> Result<()> {
+        let client = cluster
+            .pool
+            .get()
+            .await
+            .map_err(|error| unavailable("cannot record the replica", error))?;
+        client
+            .execute(
+                "INSERT INTO replicas (id) VALUES ($1) \
+                 ON CONFLICT (id) DO UPDATE SET seen_at = now()",
+                &[&cluster.id],
+            )
+            .await
+            .map_err(|error| unavailable("cannot record the replica", error))?;
+        Ok(())
+    }
+
+    /// Renews the leases held here, takes over expired ones, and drops what a replica
+    /// dead for a minute left behind.
+    pub async fn tick(&self, cluster: &Cluster) {
+        match self.renew_and_take_over(cluster).await {
+            Ok(()) => {
+                let mut known = self.state.lock().expect("lease state poisoned");
+                known.renewed_at = Some(Instant::now());
+            }
+            Err(error) => {
+                tracing::warn!(%error, "lease renewal failed");
+                let stale = {
+                    let known = self.state.lock().expect("lease state poisoned");
+                    known
+                        .renewed_at
+                        .is_none_or(|at| at.elapsed() >= cluster.config.lease_ttl.mul_f32(0.8))
+                };
+                // Another replica may take them soon: stop acting on them first.
+                if stale {
+                    for tenant in self.owned() {
+                        self.lost(cluster, tenant);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn renew_and_take_over(&self, cluster: &Cluster) -> Result<()> {
+        let client = cluster
+            .pool
+            .get()
+            .await
+            .map_err(|error| unavailable("cannot renew leases", error))?;
+        let failed = |error| unavailable("cannot renew leases", error);
+        client
+            .execute(
+                "INSERT INTO replicas (id) VALUES ($1) \
+                 ON CONFLICT (id) DO UPDATE SET seen_at = now()",
+                &[&cluster.id],
+            )
+            .await
+            .map_err(failed)?;
+        let owned = self.owned();
+        let ttl = seconds(cluster.config.lease_ttl);
+        let kept = client
+            .query(
+                "UPDATE tenant_leases SET expires_at = now() + make_interval(secs => $3) \
+                 WHERE owner = $1 AND tenant_id = ANY($2) RETURNING tenant_id",
+                &[&cluster.id, &owned, &ttl],
+            )
+            .await
+            .map_err(failed)?;
+        let kept: Vec<TenantId> = kept.iter().map(|row| row.get(0)).collect();
+        for tenant in owned.into_iter().filter(|tenant| !kept.contains(tenant)) {
+            self.lost(cluster, tenant);
+        }
+        let taken = client
+            .query(
+                "UPDATE tenant_leases SET owner = $1, epoch = epoch + 1, \
+                        expires_at = now() + make_interval(secs => $2) \
+                 WHERE expires_at < now() RETURNING tenant_id",
+                &[&cluster.id, &ttl],
+            )
+            .await
+            .map_err(failed)?;
+        for row in taken {
+            self.took(cluster, row.get(0));
+        }
+        client
+            .batch_execute(
+                "WITH gone AS ( \
+                   DELETE FROM replicas WHERE seen_at < now() - interval '1 minute' RETURNING id), \
+                 replies AS (DELETE FROM replica_replies WHERE sender IN (SELECT id FROM gone)) \
+                 DELETE FROM replica_deliveries WHERE replica IN (SELECT id FROM gone)",
+            )
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    /// Gives up every lease held here (on a clean shutdown), so others take them now.
+    pub async fn give_up_all(&self, cluster: &Cluster) -> Result<()> {
+        let client = cluster
+            .pool
+            .get()
+            .await
+            .map_err(|error| unavailable("cannot give up leases", error))?;
+        client
+            .execute(
+                "UPDATE tenant_leases SET expires_at = now() - interval '1 second' \
+                 WHERE owner = $1",
+                &[&cluster.id],
+            )
+            .await
+            .map_err(|error| unavailable("cannot give up leases", error))?;
+        client
+            .execute("DELETE FROM replicas WHERE id = $1", &[&cluster.id])
+            .await
+            .map_err(|error| unavailable("cannot leave the cluster", error))?;
+        Ok(())
+    }
+
+    /// Whether the tenant is owned here (no database access).
+    pub fn is_owned(&self, tenant: TenantId) -> bool {
+        let known = self.state.lock().expect("lease state poisoned");
+        known.owned.contains(&tenant)
+    }
+}
