@@ -69,10 +69,12 @@ pub fn reloading() -> Error {
 }
 
 /// Runs the committer until the actor drops its sender; then drains what is left.
+/// `fence`, on replicas, goes first in every commit that writes (see [`Mutation::Fence`]).
 pub async fn run(
     store: Arc<dyn Store>,
     mut batches: mpsc::UnboundedReceiver<Batch>,
     actor: mpsc::UnboundedSender<Command>,
+    fence: Option<Mutation>,
 ) {
     let mut failed_epoch = None;
     let mut next = None;
@@ -90,6 +92,11 @@ pub async fn run(
         }
         let epoch = first.epoch;
         let mut mutations = first.mutations;
+        if !mutations.is_empty()
+            && let Some(fence) = &fence
+        {
+            mutations.insert(0, fence.clone());
+        }
         let mut effects = first.effects;
         while let Ok(batch) = batches.try_recv() {
             if batch.epoch != epoch {

@@ -27,7 +27,7 @@ use std::time::Duration;
 use adze_core::slots::SlotUnits;
 use adze_core::workflow::WorkflowSpec;
 use adze_core::{Error, Millis, Result, RunId, TaskId, TenantId, WorkerId};
-use adze_store::{EventRecord, Store, StoreError, TaskRecord, WorkflowVersionRecord};
+use adze_store::{EventRecord, Mutation, Store, StoreError, TaskRecord, WorkflowVersionRecord};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -267,12 +267,21 @@ impl Engine {
             return actor.mailbox.clone();
         }
         let stop = self.inner.shutdown.child_token();
+        let fence = self
+            .inner
+            .placement
+            .as_ref()
+            .map(|placement| Mutation::Fence {
+                tenant_id: tenant,
+                owner: placement.replica(),
+            });
         let mailbox = tenant::spawn(
             tenant,
             self.inner.store.clone(),
             self.inner.config.clone(),
             stop.clone(),
             &self.inner.tasks,
+            fence,
         );
         tenants.insert(
             tenant,

@@ -28,6 +28,13 @@ pub enum Mutation {
     SaveWorker(WorkerRecord),
     DeleteWorker(WorkerId),
     Log(LogRecord),
+    /// Fails the commit unless `owner` holds a live lease on the tenant: replicas on one
+    /// database put it first in every commit, so a replica that lost a tenant cannot
+    /// write for it any more. A single-process store has nothing to fence and ignores it.
+    Fence {
+        tenant_id: TenantId,
+        owner: Uuid,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -214,17 +214,23 @@ pub(crate) struct State {
     pub reload: bool,
 }
 
-/// Starts the actor of `tenant` and returns its mailbox.
+/// Starts the actor of `tenant` and returns its mailbox; `fence` guards its commits.
 pub fn spawn(
     tenant: TenantId,
     store: Arc<dyn Store>,
     config: EngineConfig,
     shutdown: CancellationToken,
     tasks: &TaskTracker,
+    fence: Option<adze_store::Mutation>,
 ) -> mpsc::UnboundedSender<Command> {
     let (mailbox, commands) = mpsc::unbounded_channel();
     let (batches, committer_input) = mpsc::unbounded_channel();
-    tasks.spawn(commit::run(store.clone(), committer_input, mailbox.clone()));
+    tasks.spawn(commit::run(
+        store.clone(),
+        committer_input,
+        mailbox.clone(),
+        fence,
+    ));
     tasks.spawn(async move {
         let state = match recovery::load(tenant, store.as_ref(), config).await {
             Ok(state) => state,

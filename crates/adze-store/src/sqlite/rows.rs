@@ -136,6 +136,7 @@ pub(super) fn apply(tx: &Transaction<'_>, mutation: &Mutation) -> Result<()> {
             tx.prepare_cached("DELETE FROM workers WHERE id = ?1")?
                 .execute(params![id.to_string()])?;
         }
+        Mutation::Fence { .. } => {}
         Mutation::Log(log) => {
             tx.prepare_cached(
                 "INSERT INTO logs (task_id, tenant_id, at, level, message) VALUES (?1, ?2, ?3, ?4, ?5)",
