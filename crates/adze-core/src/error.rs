@@ -51,6 +51,10 @@ impl Error {
         Self::new(ErrorKind::FailedPrecondition, message)
     }
 
+    pub fn exhausted(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::ResourceExhausted, message)
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, message)
     }

@@ -160,6 +160,8 @@ pub fn store_error(error: StoreError) -> Error {
     tracing::error!(%error, "store failure");
     match error {
         StoreError::Closed => Error::unavailable("the engine is shutting down"),
+        StoreError::Unavailable(_) => Error::unavailable(format!("{error}; retry")),
+        StoreError::Exhausted(_) => Error::exhausted(format!("{error}; retry")),
         other => Error::internal(format!("storage failure: {other}")),
     }
 }

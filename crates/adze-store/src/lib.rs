@@ -9,12 +9,15 @@
 //! - [`Store`]: the contract every backend implements, tested by one suite
 //! - [`sqlite`]: the embedded backend (`adze lite`): WAL, one writer thread with group
 //!   commit, a few reader connections
+//! - [`postgres`]: the production backend (`adze server`): a connection pool, group
+//!   commit with one batched statement per kind of row, versioned migrations
 //!
 //! Writes go through [`Store::commit`], which takes a batch of [`Mutation`]s: a backend
 //! merges concurrent batches into one transaction, which is where throughput comes from.
 
 #![forbid(unsafe_code)]
 
+pub mod postgres;
 pub mod records;
 pub mod sqlite;
 
@@ -29,6 +32,17 @@ pub use records::*;
 pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A statement failed: a constraint, a bad value, a query the schema does not fit.
+    #[error("postgres: {}", postgres_message(.0))]
+    Postgres(tokio_postgres::Error),
+    /// The database cannot be reached, or the connection to it was lost.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Every pooled connection stayed busy for the pool's wait timeout.
+    #[error("no database connection free: {0}")]
+    Exhausted(String),
+    #[error("invalid store configuration: {0}")]
+    Config(String),
     #[error("commit failed: {0}")]
     Commit(String),
     #[error("the store is closed")]
@@ -41,6 +55,15 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A database error's own message where there is one: the crate's `Display` says only
+/// "db error".
+fn postgres_message(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => db.to_string(),
+        None => error.to_string(),
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

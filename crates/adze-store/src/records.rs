@@ -57,6 +57,20 @@ pub struct WorkflowVersionRecord {
     pub created_at: Millis,
 }
 
+impl WorkflowVersionRecord {
+    /// The version that follows `latest` (the first one when there is none).
+    pub(crate) fn after(latest: Option<&Self>, tenant: TenantId, spec: WorkflowSpec) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            workflow_id: latest.map_or_else(Uuid::now_v7, |v| v.workflow_id),
+            tenant_id: tenant,
+            number: latest.map_or(1, |v| v.number + 1),
+            created_at: now_millis(),
+            spec,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PutWorkflowOutcome {
     pub version: WorkflowVersionRecord,
@@ -176,4 +190,19 @@ pub fn parse_run_status(text: &str) -> Option<RunStatus> {
     ]
     .into_iter()
     .find(|status| run_status_name(*status) == text)
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("records serialize to JSON")
+}
+
+/// Parses a JSON document the store wrote; failing means the row is not what Adze wrote.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> crate::Result<T> {
+    serde_json::from_str(text).map_err(|error| crate::StoreError::Corrupt(error.to_string()))
+}
+
+pub(crate) fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }

@@ -1,4 +1,5 @@
-//! The engine on a real SQLite store, through its public handle.
+//! The engine on real stores, through its public handle: every test runs on SQLite and
+//! on PostgreSQL (skipping loudly when no PostgreSQL can be had).
 
 mod recovery;
 mod reload;
@@ -11,14 +12,63 @@ use adze_core::TenantId;
 use adze_core::slots::SlotUnits;
 use adze_core::workflow::{TaskSpec, WorkflowSpec};
 use adze_engine::{Assignment, Engine, EngineConfig, TriggerRequest, WorkerRegistration};
+use adze_store::Store;
+use adze_store::postgres::{PgConfig, PgStore};
 use adze_store::sqlite::SqliteStore;
+use adze_testdb::TestDatabase;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-pub async fn engine_in(dir: &std::path::Path) -> Engine {
-    let store = SqliteStore::open(dir).unwrap();
-    Engine::start(Arc::new(store), EngineConfig::default())
+/// Where a test keeps its data: a store opened again on the same place sees it all, as
+/// an engine restarted after a crash would.
+pub enum Place {
+    Sqlite(tempfile::TempDir),
+    Postgres(TestDatabase),
+}
+
+impl Place {
+    pub async fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Place::Sqlite(dir) => Arc::new(SqliteStore::open(dir.path()).unwrap()),
+            Place::Postgres(database) => Arc::new(
+                PgStore::connect(PgConfig::new(&database.url))
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+}
+
+pub async fn engine_on(place: &Place) -> Engine {
+    Engine::start(place.store().await, EngineConfig::default())
         .await
         .unwrap()
+}
+
+/// Makes each named `async fn(Place)` a test on SQLite and one on PostgreSQL.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$test($crate::Place::Sqlite(dir)).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let Some(database) = adze_testdb::fresh_database().await else {
+                        return;
+                    };
+                    super::$test($crate::Place::Postgres(database)).await;
+                }
+            )*
+        }
+    };
 }
 
 pub fn workflow(name: &str) -> WorkflowSpec {

@@ -4,14 +4,14 @@ use uuid::Uuid;
 
 use super::*;
 
+crate::on_every_backend!(accepted_runs_survive_a_crash);
+
 /// An engine that stops without shutting down (as after SIGKILL) loses no accepted run:
-/// a second engine on the same directory finds every run and completes it.
-#[tokio::test]
-async fn accepted_runs_survive_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
+/// a second engine on the same place finds every run and completes it.
+async fn accepted_runs_survive_a_crash(place: Place) {
     let tenant = Uuid::new_v4();
     let runs = {
-        let crashed = engine_in(dir.path()).await;
+        let crashed = engine_on(&place).await;
         crashed
             .put_workflow(tenant, workflow("durable"))
             .await
@@ -26,7 +26,7 @@ async fn accepted_runs_survive_a_crash() {
         runs
     };
 
-    let engine = engine_in(dir.path()).await;
+    let engine = engine_on(&place).await;
     let (worker, mut stream) = connect_worker(&engine, tenant, 10, "durable:only").await;
     let mut started = Vec::new();
     for _ in 0..4 {

@@ -7,16 +7,15 @@ use adze_core::state::RunStatus;
 use adze_core::workflow::WorkflowSpec;
 use adze_core::{RunId, TaskId, TenantId};
 use adze_engine::{Engine, EngineConfig, TaskEvent, TaskEventKind};
-use adze_store::sqlite::SqliteStore;
 use adze_store::*;
 use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::*;
 
-/// The real SQLite store, with one switch: fail the next commit, as a full disk would.
+/// A real store, with one switch: fail the next commit, as a full disk would.
 struct FailingCommits {
-    inner: SqliteStore,
+    inner: Arc<dyn Store>,
     fail_next: AtomicBool,
 }
 
@@ -65,11 +64,11 @@ impl Store for FailingCommits {
     }
 }
 
-#[tokio::test]
-async fn after_a_failed_commit_the_tenant_is_rebuilt_from_the_store() {
-    let dir = tempfile::tempdir().unwrap();
+crate::on_every_backend!(after_a_failed_commit_the_tenant_is_rebuilt_from_the_store);
+
+async fn after_a_failed_commit_the_tenant_is_rebuilt_from_the_store(place: Place) {
     let store = Arc::new(FailingCommits {
-        inner: SqliteStore::open(dir.path()).unwrap(),
+        inner: place.store().await,
         fail_next: AtomicBool::new(false),
     });
     let engine = Engine::start(store.clone(), EngineConfig::default())

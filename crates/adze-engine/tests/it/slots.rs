@@ -4,10 +4,13 @@ use uuid::Uuid;
 
 use super::*;
 
-#[tokio::test]
-async fn a_release_lets_the_next_task_start_while_the_first_runs_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine_in(dir.path()).await;
+crate::on_every_backend!(
+    a_release_lets_the_next_task_start_while_the_first_runs_on,
+    tenants_do_not_see_each_other,
+);
+
+async fn a_release_lets_the_next_task_start_while_the_first_runs_on(place: Place) {
+    let engine = engine_on(&place).await;
     let tenant = Uuid::new_v4();
     engine
         .put_workflow(tenant, workflow("heavy"))
@@ -97,10 +100,8 @@ async fn a_release_lets_the_next_task_start_while_the_first_runs_on() {
     engine.shutdown().await;
 }
 
-#[tokio::test]
-async fn tenants_do_not_see_each_other() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine_in(dir.path()).await;
+async fn tenants_do_not_see_each_other(place: Place) {
+    let engine = engine_on(&place).await;
     let (owner, stranger) = (Uuid::new_v4(), Uuid::new_v4());
     engine
         .put_workflow(owner, workflow("private"))

@@ -7,7 +7,7 @@ use adze_core::{RunId, TaskId, TenantId};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use uuid::Uuid;
 
-use crate::records::{parse_run_status, run_status_name};
+use crate::records::{from_json, parse_run_status, run_status_name, to_json};
 use crate::{
     HistoryRecord, Mutation, PutWorkflowOutcome, Result, RunRecord, StoreError, TaskRecord,
     TenantSnapshot, TokenRecord, WorkerRecord, WorkflowVersionRecord,
@@ -174,14 +174,7 @@ pub(super) fn put_workflow(
             created: false,
         });
     }
-    let version = WorkflowVersionRecord {
-        id: Uuid::now_v7(),
-        workflow_id: latest.as_ref().map_or_else(Uuid::now_v7, |v| v.workflow_id),
-        tenant_id: tenant,
-        number: latest.as_ref().map_or(1, |v| v.number + 1),
-        created_at: now_millis(),
-        spec,
-    };
+    let version = WorkflowVersionRecord::after(latest.as_ref(), tenant, spec);
     tx.prepare_cached(
         "INSERT INTO workflow_versions (id, workflow_id, tenant_id, name, number, spec, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -479,18 +472,4 @@ fn workflow_version(row: &Row<'_>) -> rusqlite::Result<Result<WorkflowVersionRec
 
 fn parse_uuid(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(|_| StoreError::Corrupt(format!("uuid {text:?}")))
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("records serialize to JSON")
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|error| StoreError::Corrupt(error.to_string()))
-}
-
-pub(super) fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }

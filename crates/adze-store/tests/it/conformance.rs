@@ -1,5 +1,5 @@
 //! The `Store` contract as tests. Each function takes a fresh, empty store; a backend's
-//! test module calls every one of them (see `sqlite.rs`).
+//! test module calls every one of them (see `sqlite.rs`, `postgres.rs`).
 
 use std::sync::Arc;
 
@@ -312,7 +312,14 @@ pub async fn concurrent_commits_all_land_and_a_bad_one_fails_alone(store: Arc<dy
     assert_eq!(store.load_tenant(tenant).await.unwrap().runs.len(), 200);
 }
 
-/// Calls every test of the suite with a fresh store from `new_store`.
+/// A store for one test and what must outlive its use (its directory or database).
+pub struct Fixture {
+    pub store: Arc<dyn Store>,
+    pub _resources: Box<dyn std::any::Any + Send>,
+}
+
+/// Calls every test of the suite with the store of a fresh [`Fixture`]: `new_store` is an
+/// expression (it may `.await`) giving `Option<Fixture>`, `None` to skip.
 #[macro_export]
 macro_rules! store_conformance {
     ($new_store:expr) => {
@@ -330,7 +337,8 @@ macro_rules! store_conformance {
         $(
             #[tokio::test]
             async fn $test() {
-                $crate::conformance::$test($new_store).await;
+                let Some(fixture) = $new_store else { return };
+                $crate::conformance::$test(fixture.store.clone()).await;
             }
         )*
     };

@@ -6,15 +6,20 @@ use std::sync::Arc;
 use adze_store::Store;
 use adze_store::sqlite::SqliteStore;
 
-fn fresh() -> Arc<dyn Store> {
-    let dir = tempfile::tempdir().unwrap().keep();
-    Arc::new(SqliteStore::open(&dir).unwrap())
+use crate::conformance::Fixture;
+
+fn fresh() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    Fixture {
+        store: Arc::new(SqliteStore::open(dir.path()).unwrap()),
+        _resources: Box::new(dir),
+    }
 }
 
 mod suite {
     use super::fresh;
 
-    crate::store_conformance!(fresh());
+    crate::store_conformance!(Some(fresh()));
 }
 
 #[tokio::test]

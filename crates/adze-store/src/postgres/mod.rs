@@ -1,0 +1,223 @@
+//! The production backend: PostgreSQL through a pool of connections, shared by every
+//! replica of the engine.
+//!
+//! Commits go through one committer task per store that merges concurrent callers into
+//! one transaction ([`committer`]), written as one statement per kind of row
+//! ([`batch`]). Reads take a pooled connection each. When the database goes away, calls
+//! fail at once with [`StoreError::Unavailable`] and the pool replaces its broken
+//! connections by itself once the database is back.
+//!
+//! - [`migrations`]: the versioned schema, applied at connect time
+//! - [`queries`]: the reads
+//! - [`workflows`]: registering workflow versions, safe across replicas
+//! - [`errors`]: which failures are the database's, the pool's, or the statement's
+
+mod batch;
+mod committer;
+mod errors;
+mod migrations;
+mod queries;
+mod workflows;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adze_core::workflow::WorkflowSpec;
+use adze_core::{RunId, TaskId, TenantId};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+use tokio_postgres::config::Config as ConnectionConfig;
+use uuid::Uuid;
+
+use self::committer::Committer;
+use self::errors::{from_pool, from_postgres};
+use crate::{
+    HistoryRecord, Mutation, PutWorkflowOutcome, Result, RunRecord, Store, StoreError, TaskRecord,
+    TenantSnapshot, TokenRecord, WorkflowVersionRecord,
+};
+
+/// How to reach the database and how many connections to keep.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// A `postgres://user@host:port/database` URL or a `host=… user=…` string.
+    pub url: String,
+    /// The most connections open at once, shared by commits and reads.
+    pub pool_size: usize,
+    /// How long opening a connection may take before the database counts as down.
+    pub connect_timeout: Duration,
+    /// How long a call waits for a pooled connection before giving up as exhausted.
+    pub pool_wait_timeout: Duration,
+}
+
+impl PgConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(5),
+            pool_wait_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The PostgreSQL store. Cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    committer: Committer,
+}
+
+impl PgStore {
+    /// Connects and migrates the schema to this binary's version (refusing a newer one).
+    pub async fn connect(config: PgConfig) -> Result<Self> {
+        let pool = pool(&config)?;
+        let mut client = pool.get().await.map_err(from_pool)?;
+        migrations::run(&mut client).await?;
+        drop(client);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                committer: Committer::spawn(pool.clone()),
+                pool,
+            }),
+        })
+    }
+
+    /// The store's connection pool, for tables of the engine's own beside the store's.
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client> {
+        self.inner.pool.get().await.map_err(from_pool)
+    }
+}
+
+/// Migrates the database at `url` to this binary's schema, returning the versions it
+/// applied (empty when the schema was current).
+pub async fn migrate(url: &str) -> Result<Vec<i64>> {
+    let pool = pool(&PgConfig {
+        pool_size: 1,
+        ..PgConfig::new(url)
+    })?;
+    let mut client = pool.get().await.map_err(from_pool)?;
+    migrations::run(&mut client).await
+}
+
+fn pool(config: &PgConfig) -> Result<Pool> {
+    let mut connection: ConnectionConfig = config
+        .url
+        .parse()
+        .map_err(|error| StoreError::Config(format!("database url: {error}")))?;
+    if connection.get_application_name().is_none() {
+        connection.application_name("adze");
+    }
+    let manager = Manager::from_config(
+        connection,
+        NoTls,
+        ManagerConfig {
+            // A connection whose socket closed is replaced; checking each one with a
+            // query first would cost a round trip on every call.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(config.pool_size)
+        .wait_timeout(Some(config.pool_wait_timeout))
+        .create_timeout(Some(config.connect_timeout))
+        .recycle_timeout(Some(config.connect_timeout))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|error| StoreError::Config(format!("connection pool: {error}")))
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn commit(&self, mutations: Vec<Mutation>) -> Result<()> {
+        if mutations.is_empty() {
+            return Ok(());
+        }
+        self.inner.committer.commit(mutations).await
+    }
+
+    async fn put_workflow(
+        &self,
+        tenant: TenantId,
+        spec: WorkflowSpec,
+    ) -> Result<PutWorkflowOutcome> {
+        workflows::put(&mut self.client().await?, tenant, spec).await
+    }
+
+    async fn workflow_versions(&self, tenant: TenantId) -> Result<Vec<WorkflowVersionRecord>> {
+        queries::workflow_versions(&self.client().await?, tenant).await
+    }
+
+    async fn signing_key(&self) -> Result<Vec<u8>> {
+        let client = self.client().await?;
+        let key: Vec<u8> = (0..4).flat_map(|_| *Uuid::new_v4().as_bytes()).collect();
+        // Whichever replica inserts first sets the key; the others read it back.
+        client
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('signing_key', $1) ON CONFLICT DO NOTHING",
+                &[&key],
+            )
+            .await
+            .map_err(from_postgres)?;
+        let row = client
+            .query_one("SELECT value FROM meta WHERE key = 'signing_key'", &[])
+            .await
+            .map_err(from_postgres)?;
+        row.try_get(0)
+            .map_err(|error| StoreError::Corrupt(format!("signing key: {error}")))
+    }
+
+    async fn find_token(&self, token_id: Uuid) -> Result<Option<TokenRecord>> {
+        queries::find_token(&self.client().await?, token_id).await
+    }
+
+    async fn tenants_to_recover(&self) -> Result<Vec<TenantId>> {
+        queries::tenants_to_recover(&self.client().await?).await
+    }
+
+    async fn load_tenant(&self, tenant: TenantId) -> Result<TenantSnapshot> {
+        let mut client = self.client().await?;
+        // One snapshot for all four reads, so the tasks belong to exactly the runs read.
+        let transaction = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(from_postgres)?;
+        let (runs, tasks) = queries::unfinished_runs(&transaction, tenant).await?;
+        let workers = queries::workers(&transaction, tenant).await?;
+        let workflows = queries::workflow_versions(&transaction, tenant).await?;
+        transaction.commit().await.map_err(from_postgres)?;
+        Ok(TenantSnapshot {
+            runs,
+            tasks,
+            workers,
+            workflows,
+        })
+    }
+
+    async fn run(
+        &self,
+        tenant: TenantId,
+        run: RunId,
+    ) -> Result<Option<(RunRecord, Vec<TaskRecord>)>> {
+        queries::run(&self.client().await?, tenant, run).await
+    }
+
+    async fn task(&self, tenant: TenantId, task: TaskId) -> Result<Option<TaskRecord>> {
+        queries::task(&self.client().await?, tenant, task).await
+    }
+
+    async fn task_history(&self, tenant: TenantId, task: TaskId) -> Result<Vec<HistoryRecord>> {
+        queries::task_history(&self.client().await?, tenant, task).await
+    }
+}
