@@ -9,6 +9,7 @@ import glob
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,9 +52,11 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 class PrivateCluster:
     """A PostgreSQL server of this test's own, which it may stop and start."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.dir = Path(workdir) / "pgdata"
-        self.log = Path(workdir) / "postgres.log"
+    def __init__(self) -> None:
+        # Not under pytest's tmp_path: the postgres user cannot reach into root's 0700 dirs.
+        self.root = Path(tempfile.mkdtemp(prefix="adze-private-pg-"))
+        self.dir = self.root / "pgdata"
+        self.log = self.root / "postgres.log"
         self.port = free_port()
 
     @property
@@ -61,25 +64,17 @@ class PrivateCluster:
         return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
     def init(self) -> "PrivateCluster":
-        self.dir.parent.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
-            shutil.chown(self.dir.parent, "postgres")
-        subprocess.run(
-            _as_postgres([_bin("initdb"), "-D", str(self.dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+            shutil.chown(self.root, "postgres")
+        _run(_as_postgres([_bin("initdb"), "-D", str(self.dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"]))
         self.start()
         return self
 
     def _ctl(self, *args: str, check: bool = True) -> None:
-        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir}"
-        subprocess.run(
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
+        _run(
             _as_postgres([_bin("pg_ctl"), "-D", str(self.dir), "-l", str(self.log), "-o", opts, "-w", *args]),
             check=check,
-            capture_output=True,
-            timeout=120,
         )
 
     def start(self) -> None:
@@ -98,3 +93,12 @@ class PrivateCluster:
 
     def close(self) -> None:
         self._ctl("stop", "-m", "immediate", check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _run(cmd: list[str], check: bool = True) -> None:
+    done = subprocess.run(cmd, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    if check and done.returncode != 0:
+        raise EngineError(
+            f"`{' '.join(cmd)}` exited {done.returncode}: {done.stderr.decode(errors='replace')[-2000:]}"
+        )

@@ -124,8 +124,8 @@ def test_workers_and_clients_on_different_replicas(make_engine, make_worker, nam
 
 
 @pytest.mark.timeout(170)
-def test_postgres_restart_mid_load(make_engine, make_worker, namespace, tmp_path):
-    cluster = PrivateCluster(tmp_path).init()
+def test_postgres_restart_mid_load(make_engine, make_worker, namespace):
+    cluster = PrivateCluster().init()
     try:
         eng = replica(make_engine, "server", cluster.url)
         env = eng.env(namespace=namespace)

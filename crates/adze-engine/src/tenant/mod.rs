@@ -118,6 +118,37 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Answers the command with `error` because the state cannot be trusted right now;
+    /// gives back the commands that must wait for the rebuilt state instead: a closed
+    /// stream's notice, a run waiter, and a reload request.
+    pub(crate) fn refuse(self, error: &adze_core::Error) -> Option<Command> {
+        fn no<T>(reply: Reply<T>, error: &adze_core::Error) -> Option<Command> {
+            let _ = reply.send(Err(error.clone()));
+            None
+        }
+        match self {
+            Command::WorkflowVersion { reply, .. } => no(reply, error),
+            Command::Trigger { reply, .. } => no(reply, error),
+            Command::PushEvents { reply, .. } => no(reply, error),
+            Command::RegisterWorker { reply, .. } => no(reply, error),
+            Command::Listen { reply, .. } => no(reply, error),
+            Command::Unsubscribe { reply, .. } => no(reply, error),
+            Command::Heartbeat { reply, .. } => no(reply, error),
+            Command::SetPaused { reply, .. } => no(reply, error),
+            Command::TaskEvent { reply, .. } => no(reply, error),
+            Command::ReleaseSlot { reply, .. } => no(reply, error),
+            Command::RefreshTimeout { reply, .. } => no(reply, error),
+            Command::GetRun { reply, .. } => no(reply, error),
+            Command::PutLog { reply, .. } => no(reply, error),
+            Command::Workers { reply } => no(reply, error),
+            deferred @ (Command::ListenClosed { .. }
+            | Command::WaitRun { .. }
+            | Command::Reload { .. }) => Some(deferred),
+        }
+    }
+}
+
 /// A worker as operators see it: its capacity and what its tasks hold of it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WorkerView {
@@ -270,10 +301,10 @@ async fn run(
         if std::mem::take(&mut state.reload) {
             // What this turn decided rests on the state being thrown away.
             std::mem::take(&mut state.batch).fail(commit::reloading());
-            state = recovery::reload(state, store.as_ref()).await;
-            // The reload may have waited out a long outage; a stopped actor decides nothing.
-            if shutdown.is_cancelled() {
-                break;
+            match recovery::reload(state, store.as_ref(), &mut commands, &shutdown).await {
+                Some(reloaded) => state = reloaded,
+                // Stopped during an outage: nothing decided is pending, nothing to commit.
+                None => return,
             }
         }
         state.schedule();
@@ -320,7 +351,7 @@ impl State {
         }
     }
 
-    fn handle(&mut self, command: Command) {
+    pub(crate) fn handle(&mut self, command: Command) {
         match command {
             Command::WorkflowVersion { version, reply } => {
                 self.add_version(version);

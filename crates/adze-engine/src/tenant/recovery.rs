@@ -16,10 +16,12 @@ use adze_core::slots::SlotPool;
 use adze_core::state::TaskStatus;
 use adze_core::{Error, Result, TenantId};
 use adze_store::Store;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::timers::Timer;
-use super::{RunState, State, TaskState, WorkerState};
+use super::{Command, RunState, State, TaskState, WorkerState};
 use crate::{EngineConfig, store_error};
 
 pub(crate) async fn load(
@@ -147,15 +149,34 @@ pub(crate) async fn load(
 }
 
 /// Rebuilds `old` from the store after a failed commit, carrying over the open listen
-/// streams and the callers waiting for runs. Retries while the store cannot be read.
-pub(crate) async fn reload(old: State, store: &dyn Store) -> State {
+/// streams and the callers waiting for runs. Retries while the store cannot be read;
+/// meanwhile commands are refused at once (UNAVAILABLE) rather than left waiting, except
+/// those that only make sense on the rebuilt state, which are applied to it. `None` when
+/// the actor was stopped before the store came back.
+pub(crate) async fn reload(
+    old: State,
+    store: &dyn Store,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    shutdown: &CancellationToken,
+) -> Option<State> {
     let mut delay = std::time::Duration::from_millis(100);
+    let mut deferred = Vec::new();
     let mut state = loop {
         match load(old.tenant, store, old.config.clone()).await {
             Ok(state) => break state,
             Err(error) => {
                 tracing::error!(tenant = %old.tenant, %error, "tenant reload failed; retrying");
-                tokio::time::sleep(delay).await;
+                let retry_at = tokio::time::Instant::now() + delay;
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(retry_at) => break,
+                        () = shutdown.cancelled() => return None,
+                        command = commands.recv() => match command {
+                            Some(command) => deferred.extend(command.refuse(&error)),
+                            None => return None,
+                        },
+                    }
+                }
                 delay = (delay * 2).min(std::time::Duration::from_secs(5));
             }
         }
@@ -178,6 +199,9 @@ pub(crate) async fn reload(old: State, store: &dyn Store) -> State {
             }
         }
     }
+    for command in deferred {
+        state.handle(command);
+    }
     tracing::warn!(tenant = %state.tenant, "tenant reloaded from the store after a failed commit");
-    state
+    Some(state)
 }
