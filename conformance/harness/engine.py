@@ -129,7 +129,10 @@ class Engine:
 
     def store_args(self) -> list[str]:
         if self.store == "postgres":
-            return ["server", "--database-url", self.database_url]
+            # A replica restarted after kill -9 has a new identity and waits for its old
+            # leases to expire: keep that short so restart tests do not wait 10 s.
+            lease = [] if "--lease-ttl" in self.extra_args else ["--lease-ttl", "2"]
+            return ["server", "--database-url", self.database_url, *lease]
         return ["lite", "--data-dir", str(self.data_dir)]
 
     def start(self, timeout: float = 60.0) -> "Engine":
