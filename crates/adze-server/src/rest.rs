@@ -10,7 +10,7 @@ use adze_engine::WorkerView;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -34,6 +34,14 @@ pub fn router(state: RestState) -> Router {
             patch(update_worker).get(get_worker),
         )
         .route("/api/v1/tenants/{tenant}/worker", get(list_workers))
+        .route(
+            "/api/v1/stable/tenants/{tenant}/tasks/cancel",
+            post(cancel_tasks),
+        )
+        .route(
+            "/api/v1/stable/tenants/{tenant}/tasks/replay",
+            post(replay_tasks),
+        )
         .fallback(|| async { error_response(Error::not_found("no such endpoint")) })
         .with_state(state)
 }
@@ -61,6 +69,20 @@ async fn authorize(state: &RestState, headers: &HeaderMap) -> Result<TenantId, E
         .get("authorization")
         .and_then(|value| value.to_str().ok());
     state.api.auth.tenant(header).await
+}
+
+/// The token's tenant, which must be the one the path names: another tenant's id reads
+/// as unknown, since a token sees only its own tenant.
+async fn own_tenant(
+    state: &RestState,
+    headers: &HeaderMap,
+    tenant: &str,
+) -> Result<TenantId, Error> {
+    let own = authorize(state, headers).await?;
+    if crate::convert::uuid("tenant", tenant)? != own {
+        return Err(Error::not_found(format!("tenant {tenant} not found")));
+    }
+    Ok(own)
 }
 
 fn respond(result: Result<serde_json::Value, Error>) -> Response {
@@ -121,11 +143,7 @@ async fn list_workers(
 ) -> Response {
     respond(
         async {
-            let own = authorize(&state, &headers).await?;
-            // Another tenant's id reads as unknown: a token sees only its own tenant.
-            if crate::convert::uuid("tenant", &tenant)? != own {
-                return Err(Error::not_found(format!("tenant {tenant} not found")));
-            }
+            let own = own_tenant(&state, &headers, &tenant).await?;
             let workers = state.api.engine.workers(own).await?;
             let rows: Vec<_> = workers.iter().map(worker_json).collect();
             Ok(json!({
@@ -181,6 +199,106 @@ async fn update_worker(
                     .await?;
             }
             Ok(worker_json(&state.api.engine.worker(tenant, worker).await?))
+        }
+        .await,
+    )
+}
+
+/// The body of the task cancel and replay calls (`V1CancelTaskRequest`,
+/// `V1ReplayTaskRequest`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TasksRequest {
+    #[serde(default)]
+    external_ids: Vec<String>,
+    filter: Option<TasksFilterBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TasksFilterBody {
+    since: String,
+    until: Option<String>,
+    #[serde(default)]
+    statuses: Vec<String>,
+    #[serde(default)]
+    workflow_ids: Vec<String>,
+    #[serde(default)]
+    additional_metadata: Vec<String>,
+}
+
+fn rest_time(field: &str, text: &str) -> Result<adze_core::Millis, Error> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|time| time.timestamp_millis())
+        .map_err(|_| Error::invalid(format!("{field} must be an RFC 3339 time, got {text:?}")))
+}
+
+fn tasks_request(
+    body: Result<Json<TasksRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(Vec<uuid::Uuid>, Option<adze_engine::TaskFilter>), Error> {
+    let Json(request) = body.map_err(|rejection| Error::invalid(format!("body: {rejection}")))?;
+    let ids = crate::convert::external_ids(&request.external_ids)?;
+    let filter = request
+        .filter
+        .map(|filter| {
+            crate::convert::task_filter(crate::convert::FilterFields {
+                field: "filter",
+                statuses: &filter.statuses,
+                since: Some(rest_time("filter.since", &filter.since)?),
+                until: filter
+                    .until
+                    .as_deref()
+                    .map(|until| rest_time("filter.until", until))
+                    .transpose()?,
+                workflow_ids: &filter.workflow_ids,
+                additional_metadata: &filter.additional_metadata,
+            })
+        })
+        .transpose()?;
+    if ids.is_empty() && filter.is_none() {
+        return Err(Error::invalid("externalIds or filter must be set"));
+    }
+    Ok((ids, filter))
+}
+
+fn id_list(ids: &[uuid::Uuid]) -> serde_json::Value {
+    json!({ "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>() })
+}
+
+/// `POST /api/v1/stable/tenants/{tenant}/tasks/cancel`: `runs.cancel()`, `ctx.cancel()`.
+async fn cancel_tasks(
+    State(state): State<RestState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<TasksRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    respond(
+        async {
+            let tenant = own_tenant(&state, &headers, &tenant).await?;
+            let (ids, filter) = tasks_request(body)?;
+            let cancelled = state.api.engine.cancel_tasks(tenant, ids, filter).await?;
+            Ok(id_list(&cancelled))
+        }
+        .await,
+    )
+}
+
+/// `POST /api/v1/stable/tenants/{tenant}/tasks/replay`: `runs.replay()`.
+async fn replay_tasks(
+    State(state): State<RestState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<TasksRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    respond(
+        async {
+            let tenant = own_tenant(&state, &headers, &tenant).await?;
+            let (ids, filter) = tasks_request(body)?;
+            if filter.is_some() {
+                return Err(crate::convert::replay_filter_unsupported());
+            }
+            let replayed = state.api.engine.replay_tasks(tenant, ids).await?;
+            Ok(id_list(&replayed))
         }
         .await,
     )

@@ -6,13 +6,18 @@
 //! their deadline;
 //! nothing polls.
 //!
-//! - [`runs`]: triggers, events, task outcomes, retries, DAG progress, run completion
+//! - [`runs`]: triggers, events, task outcomes, retries, DAG progress, run completion,
+//!   on-failure tasks
+//! - [`cancel`]: cancelling tasks and runs, by id or by filter
+//! - [`replay`]: running finished tasks again
 //! - [`workers`]: worker sessions, liveness, slot release
 //! - [`scheduler`]: the assignment pass
-//! - [`timers`]: deadlines: worker liveness and task execution timeouts
+//! - [`timers`]: deadlines: worker liveness, retry backoff, schedule and execution timeouts
 //! - [`recovery`]: rebuilding the state from the store
 
+mod cancel;
 mod recovery;
+mod replay;
 mod runs;
 mod scheduler;
 #[cfg(test)]
@@ -35,7 +40,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::commit::{self, Batch};
-use crate::{Assignment, EngineConfig, NewEvent, TaskEvent, TriggerRequest, WorkerRegistration};
+use crate::{
+    Assignment, EngineConfig, NewEvent, TaskEvent, TaskFilter, TriggerRequest, WorkerRegistration,
+};
 
 /// The most commands applied before a batch is handed to the committer.
 const MAX_COMMANDS_PER_BATCH: usize = 4096;
@@ -112,6 +119,20 @@ pub enum Command {
     Workers {
         reply: Reply<Vec<WorkerView>>,
     },
+    /// Cancels the unfinished tasks named (by task or run id) or matched by the filter;
+    /// answers the tasks it cancelled.
+    Cancel {
+        ids: Vec<uuid::Uuid>,
+        filter: Option<TaskFilter>,
+        reply: Reply<Vec<TaskId>>,
+    },
+    /// Runs finished tasks again. `stored` holds runs that are not live, as the store
+    /// has them; a run neither live nor given is answered in [`Replayed::missing`].
+    Replay {
+        targets: Vec<ReplayTarget>,
+        stored: Vec<RunSnapshot>,
+        reply: Reply<Replayed>,
+    },
     /// From the committer: a batch of this epoch failed to commit; rebuild from the store.
     Reload {
         epoch: u64,
@@ -144,12 +165,40 @@ pub enum Outcome {
 pub struct RunSnapshot {
     pub run: RunRecord,
     pub tasks: Vec<TaskRecord>,
+    pub status: adze_core::state::RunStatus,
 }
 
 impl RunSnapshot {
-    pub fn status(&self) -> adze_core::state::RunStatus {
-        adze_core::state::RunStatus::of_tasks(self.tasks.iter().map(|task| task.status))
+    /// A run as the store has it: a finished run's recorded status, else the one its
+    /// tasks give.
+    pub fn stored(run: RunRecord, tasks: Vec<TaskRecord>) -> Self {
+        let status = if run.finished_at.is_some() {
+            run.status
+        } else {
+            adze_core::state::RunStatus::of_tasks(tasks.iter().map(|task| task.status))
+        };
+        RunSnapshot { run, tasks, status }
     }
+
+    pub fn status(&self) -> adze_core::state::RunStatus {
+        self.status
+    }
+}
+
+/// What a replay is about: a whole run, or one task of it (and its descendants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayTarget {
+    pub run: RunId,
+    pub task: Option<TaskId>,
+}
+
+/// The answer to [`Command::Replay`].
+#[derive(Debug, Clone, Default)]
+pub struct Replayed {
+    /// The tasks queued again.
+    pub tasks: Vec<TaskId>,
+    /// Runs that are not live and were not given: nothing was done; ask again with them.
+    pub missing: Vec<RunId>,
 }
 
 /// A workflow version with its DAG worked out once.
@@ -168,9 +217,11 @@ pub(crate) struct RunState {
 pub(crate) struct TaskState {
     pub record: TaskRecord,
     pub requests: SlotUnits,
-    /// When the current attempt must finish by, once it is on a worker (RefreshTimeout
-    /// extends it).
+    /// On a worker: when the current attempt must finish by (RefreshTimeout extends it).
+    /// Queued: when it must have been assigned by (its schedule timeout).
     pub deadline: Option<Instant>,
+    /// Set while a retry waits out its backoff: it joins its queue then.
+    pub ready_at: Option<Instant>,
 }
 
 pub(crate) struct WorkerState {
@@ -388,6 +439,18 @@ impl State {
                     .collect();
                 self.batch.reply(reply, Ok(workers));
             }
+            Command::Cancel { ids, filter, reply } => {
+                let cancelled = self.cancel(&ids, filter.as_ref());
+                self.batch.reply(reply, Ok(cancelled));
+            }
+            Command::Replay {
+                targets,
+                stored,
+                reply,
+            } => {
+                let replayed = self.replay(&targets, stored);
+                self.batch.reply(reply, Ok(replayed));
+            }
             Command::PutLog {
                 task,
                 message,
@@ -456,6 +519,23 @@ impl State {
                 .filter_map(|id| self.tasks.get(id))
                 .map(|task| task.record.clone())
                 .collect(),
+            status: self.run_status(run),
         })
+    }
+
+    /// The run's state from its tasks; the on-failure task keeps it open, not failed.
+    pub(crate) fn run_status(&self, run: RunId) -> adze_core::state::RunStatus {
+        let run = &self.runs[&run];
+        let spec = &run.version.record.spec;
+        let status_at = |position: usize| {
+            run.tasks
+                .get(position)
+                .and_then(|id| self.tasks.get(id))
+                .map(|task| task.record.status)
+        };
+        adze_core::state::RunStatus::of_run(
+            (0..spec.tasks.len()).filter_map(status_at),
+            status_at(spec.tasks.len()),
+        )
     }
 }

@@ -39,6 +39,7 @@ fn state_with(tasks: Vec<TaskSpec>) -> State {
             version: String::new(),
             event_triggers: vec!["user:*".into()],
             tasks,
+            on_failure: None,
         },
         created_at: 0,
     });

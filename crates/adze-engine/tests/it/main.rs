@@ -28,6 +28,7 @@ pub fn workflow(name: &str) -> WorkflowSpec {
         version: String::new(),
         event_triggers: vec![],
         tasks: vec![TaskSpec::new("only", format!("{name}:only"))],
+        on_failure: None,
     }
 }
 
