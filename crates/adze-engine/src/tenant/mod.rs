@@ -16,6 +16,8 @@
 //! - [`recovery`]: rebuilding the state from the store
 
 mod cancel;
+#[cfg(test)]
+mod failure_tests;
 mod recovery;
 mod replay;
 mod runs;
