@@ -559,6 +559,16 @@ impl Engine {
 
     /// The task's attempts, oldest first: worker, outcome, error and timings of each.
     pub async fn task_attempts(&self, tenant: TenantId, task: TaskId) -> Result<Vec<Attempt>> {
+        let history = self.task_events(tenant, task).await?;
+        Ok(attempts::from_history(&history))
+    }
+
+    /// The task's history, oldest first; NOT_FOUND for a task the tenant does not have.
+    pub async fn task_events(
+        &self,
+        tenant: TenantId,
+        task: TaskId,
+    ) -> Result<Vec<adze_store::HistoryRecord>> {
         let history = self.task_history(tenant, task).await?;
         if history.is_empty()
             && self
@@ -571,7 +581,7 @@ impl Engine {
         {
             return Err(Error::not_found(format!("task {task} not found")));
         }
-        Ok(attempts::from_history(&history))
+        Ok(history)
     }
 
     pub async fn put_log(

@@ -42,6 +42,8 @@ pub fn router(state: RestState) -> Router {
             "/api/v1/stable/tenants/{tenant}/tasks/replay",
             post(replay_tasks),
         )
+        .route("/api/v1/stable/tasks/{task}/task-events", get(task_events))
+        .route("/api/v1/stable/tasks/{task}/attempts", get(task_attempts))
         .fallback(|| async { error_response(Error::not_found("no such endpoint")) })
         .with_state(state)
 }
@@ -299,6 +301,104 @@ async fn replay_tasks(
             }
             let replayed = state.api.engine.replay_tasks(tenant, ids).await?;
             Ok(id_list(&replayed))
+        }
+        .await,
+    )
+}
+
+/// Hatchet's `V1TaskEventType` for a line of Adze's task history.
+fn event_type(kind: &str) -> &'static str {
+    match kind {
+        "assigned" => "ASSIGNED",
+        "started" => "STARTED",
+        "completed" => "FINISHED",
+        "failed" => "FAILED",
+        "retrying" => "RETRYING",
+        "cancelled" => "CANCELLED",
+        "timed out" => "TIMED_OUT",
+        "schedule timed out" => "SCHEDULING_TIMED_OUT",
+        "slot released" => "SLOT_RELEASED",
+        "timeout refreshed" => "TIMEOUT_REFRESHED",
+        "replayed" => "RETRIED_BY_USER",
+        "worker lost" => "REASSIGNED",
+        _ => "QUEUED",
+    }
+}
+
+/// `GET /api/v1/stable/tasks/{task}/task-events`: the task's history in Hatchet's
+/// `V1TaskEventList` shape, one row per transition, each with its attempt and worker.
+async fn task_events(
+    State(state): State<RestState>,
+    Path(task): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let tenant = authorize(&state, &headers).await?;
+            let task = crate::convert::uuid("task", &task)?;
+            let history = state.api.engine.task_events(tenant, task).await?;
+            let rows: Vec<_> = history
+                .iter()
+                .enumerate()
+                .map(|(index, line)| {
+                    let failed = matches!(
+                        line.kind.as_str(),
+                        "failed" | "timed out" | "schedule timed out"
+                    );
+                    json!({
+                        "id": index,
+                        "taskId": line.task_id.to_string(),
+                        "timestamp": time(line.at),
+                        "eventType": event_type(&line.kind),
+                        "message": match &line.detail {
+                            Some(detail) => format!("{}: {detail}", line.kind),
+                            None => line.kind.clone(),
+                        },
+                        "errorMessage": if failed { line.detail.clone() } else { None },
+                        "workerId": line.worker_id.map(|id| id.to_string()),
+                        "retryCount": line.attempt,
+                        "attempt": line.attempt + 1,
+                    })
+                })
+                .collect();
+            let count = rows.len();
+            Ok(json!({
+                "pagination": { "current_page": 1, "next_page": 1, "num_pages": 1 },
+                "rows": rows,
+                "count": count,
+            }))
+        }
+        .await,
+    )
+}
+
+/// `GET /api/v1/stable/tasks/{task}/attempts` (Adze's own): one row per attempt with
+/// its worker, outcome, error and timings.
+async fn task_attempts(
+    State(state): State<RestState>,
+    Path(task): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let tenant = authorize(&state, &headers).await?;
+            let task = crate::convert::uuid("task", &task)?;
+            let attempts = state.api.engine.task_attempts(tenant, task).await?;
+            let rows: Vec<_> = attempts
+                .iter()
+                .map(|attempt| {
+                    json!({
+                        "retryCount": attempt.number,
+                        "workerId": attempt.worker_id.map(|id| id.to_string()),
+                        "assignedAt": attempt.assigned_at.map(time),
+                        "startedAt": attempt.started_at.map(time),
+                        "finishedAt": attempt.finished_at.map(time),
+                        "outcome": attempt.outcome,
+                        "error": attempt.error,
+                    })
+                })
+                .collect();
+            Ok(json!({ "rows": rows }))
         }
         .await,
     )
