@@ -162,6 +162,32 @@ async fn a_schedule_timeout_is_retried_by_policy() {
 }
 
 #[test]
+fn one_timer_watches_the_schedule_timeouts_of_a_whole_queue() {
+    let mut state = state_with(vec![TaskSpec {
+        timeout_ms: 3_600_000,
+        ..task("a", &[], 0)
+    }]);
+    state.config.heartbeat_timeout = Duration::from_secs(3600);
+    trigger(&mut state, 100);
+    let schedule_timers = state
+        .timers
+        .iter()
+        .filter(|std::cmp::Reverse((_, timer))| matches!(timer, super::timers::Timer::Schedule(_)))
+        .count();
+    assert_eq!(schedule_timers, 1);
+
+    // Two are assigned in time; the queue's check must leave them alone.
+    let mut w = worker(&mut state, 2, &["wf:a"]);
+    let assigned: Vec<TaskId> = w.received().iter().map(|sent| sent.task_id).collect();
+    state.fire_timers(Instant::now() + Duration::from_secs(301));
+    settle(&mut state);
+    assert_eq!(state.runs.len(), 2, "the 98 still queued timed out");
+    for task in assigned {
+        assert_eq!(status(&state, task), TaskStatus::Assigned);
+    }
+}
+
+#[test]
 fn a_cancelled_queued_task_leaves_its_queue() {
     let mut state = state_with(vec![task("a", &[], 0)]);
     let mut w = worker(&mut state, 1, &["wf:a"]);

@@ -259,6 +259,8 @@ pub(crate) struct State {
     pub next_seq: i64,
     pub next_generation: u64,
     pub timers: BinaryHeap<Reverse<(Instant, timers::Timer)>>,
+    /// When each queue's schedule timeouts are next checked (its armed timer).
+    pub schedule_checks: HashMap<String, Instant>,
     pub batch: Batch,
     /// Counts reloads; batches carry it so the committer can drop those decided on a state
     /// that a failed commit has made wrong.
@@ -357,6 +359,7 @@ impl State {
             next_seq: 0,
             next_generation: 0,
             timers: BinaryHeap::new(),
+            schedule_checks: HashMap::new(),
             batch: Batch::default(),
             epoch: 0,
             reload: false,
