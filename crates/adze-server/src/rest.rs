@@ -229,9 +229,14 @@ struct TasksFilterBody {
     additional_metadata: Vec<String>,
 }
 
+/// An RFC 3339 time; one without an offset (Python's naive `datetime.isoformat()`) is
+/// taken as UTC.
 fn rest_time(field: &str, text: &str) -> Result<adze_core::Millis, Error> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|time| time.timestamp_millis())
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.timestamp_millis());
+    }
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .map(|time| time.and_utc().timestamp_millis())
         .map_err(|_| Error::invalid(format!("{field} must be an RFC 3339 time, got {text:?}")))
 }
 
