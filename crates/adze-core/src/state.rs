@@ -7,6 +7,9 @@
 //!    └─▶ Cancelled                         (a parent failed: the child never starts)
 //! ```
 //!
+//! A replay moves a finished task back to Queued (or Pending, below a replayed parent)
+//! as a new attempt.
+//!
 //! A run's state is derived from its tasks, never stored on its own.
 
 use std::fmt;

@@ -1,5 +1,6 @@
 //! The engine on a real SQLite store, through its public handle.
 
+mod failures;
 mod recovery;
 mod reload;
 mod slots;
