@@ -120,6 +120,14 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
     /// The run's state from its tasks': done when every task is; then failed if any
     /// failed, cancelled if any was cancelled, else completed. Until then it is running
     /// once any task has reached a worker.

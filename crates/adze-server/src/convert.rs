@@ -301,15 +301,9 @@ pub fn task_filter(fields: FilterFields<'_>) -> Result<TaskFilter> {
 }
 
 fn visible_status(name: &str) -> Option<RunStatus> {
-    [
-        RunStatus::Queued,
-        RunStatus::Running,
-        RunStatus::Completed,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-    ]
-    .into_iter()
-    .find(|status| run_status(*status).as_str_name() == name)
+    RunStatus::ALL
+        .into_iter()
+        .find(|status| run_status(*status).as_str_name() == name)
 }
 
 /// Replay by filter would need to search finished runs in the store; not there yet.

@@ -94,6 +94,14 @@ fn respond(result: Result<serde_json::Value, Error>) -> Response {
     }
 }
 
+/// A list in Hatchet's paginated shape, all of it on one page.
+fn one_page(rows: Vec<serde_json::Value>) -> serde_json::Value {
+    json!({
+        "pagination": { "current_page": 1, "next_page": 1, "num_pages": 1 },
+        "rows": rows,
+    })
+}
+
 fn time(millis: adze_core::Millis) -> String {
     chrono::DateTime::from_timestamp_millis(millis)
         .unwrap_or_default()
@@ -147,11 +155,7 @@ async fn list_workers(
         async {
             let own = own_tenant(&state, &headers, &tenant).await?;
             let workers = state.api.engine.workers(own).await?;
-            let rows: Vec<_> = workers.iter().map(worker_json).collect();
-            Ok(json!({
-                "pagination": { "current_page": 1, "next_page": 1, "num_pages": 1 },
-                "rows": rows,
-            }))
+            Ok(one_page(workers.iter().map(worker_json).collect()))
         }
         .await,
     )
@@ -366,12 +370,7 @@ async fn task_events(
                     })
                 })
                 .collect();
-            let count = rows.len();
-            Ok(json!({
-                "pagination": { "current_page": 1, "next_page": 1, "num_pages": 1 },
-                "rows": rows,
-                "count": count,
-            }))
+            Ok(one_page(rows))
         }
         .await,
     )

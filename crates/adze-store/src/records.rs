@@ -168,13 +168,7 @@ pub fn run_status_name(status: RunStatus) -> &'static str {
 }
 
 pub fn parse_run_status(text: &str) -> Option<RunStatus> {
-    [
-        RunStatus::Queued,
-        RunStatus::Running,
-        RunStatus::Completed,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-    ]
-    .into_iter()
-    .find(|status| run_status_name(*status) == text)
+    RunStatus::ALL
+        .into_iter()
+        .find(|status| run_status_name(*status) == text)
 }

@@ -226,6 +226,46 @@ pub(crate) struct TaskState {
     pub ready_at: Option<Instant>,
 }
 
+impl TaskState {
+    /// A task as the store has it; deadlines are set when it joins a queue or a worker.
+    pub(crate) fn stored(record: TaskRecord, requests: SlotUnits) -> Self {
+        TaskState {
+            record,
+            requests,
+            deadline: None,
+            ready_at: None,
+        }
+    }
+
+    /// A new task of the run at `position`, pending: its first attempt, not yet queued.
+    pub(crate) fn new(
+        run: &RunRecord,
+        position: usize,
+        spec: &adze_core::workflow::TaskSpec,
+    ) -> Self {
+        let record = TaskRecord {
+            id: uuid::Uuid::now_v7(),
+            run_id: run.id,
+            tenant_id: run.tenant_id,
+            position: position as u32,
+            name: spec.name.clone(),
+            status: adze_core::state::TaskStatus::Pending,
+            attempt: 0,
+            worker_id: None,
+            released: false,
+            queued_seq: 0,
+            output: None,
+            error: None,
+            created_at: crate::clock::now_millis(),
+            started_at: None,
+            finished_at: None,
+            queued_at: None,
+            retries_from: 0,
+        };
+        TaskState::stored(record, spec.slot_requests.clone())
+    }
+}
+
 pub(crate) struct WorkerState {
     pub record: WorkerRecord,
     pub pool: SlotPool,

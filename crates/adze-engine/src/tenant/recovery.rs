@@ -90,15 +90,9 @@ pub(crate) async fn load(
                     None => orphans.push(record.id),
                 }
             }
-            state.tasks.insert(
-                record.id,
-                TaskState {
-                    record,
-                    requests,
-                    deadline: None,
-                    ready_at: None,
-                },
-            );
+            state
+                .tasks
+                .insert(record.id, TaskState::stored(record, requests));
         }
         state.runs.insert(
             run.id,

@@ -81,16 +81,8 @@ impl State {
                 continue;
             };
             ids.push(record.id);
-            let requests = spec.slot_requests.clone();
-            self.tasks.insert(
-                record.id,
-                TaskState {
-                    record,
-                    requests,
-                    deadline: None,
-                    ready_at: None,
-                },
-            );
+            let task = TaskState::stored(record, spec.slot_requests.clone());
+            self.tasks.insert(task.record.id, task);
         }
         self.runs.insert(
             snapshot.run.id,

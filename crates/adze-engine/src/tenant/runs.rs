@@ -8,7 +8,7 @@ use std::time::Duration;
 use adze_core::state::{RunStatus, TaskStatus};
 use adze_core::workflow::{TaskSpec, check_name, parse_object};
 use adze_core::{Error, Millis, Result, RunId, TaskId, duration, event_key, retry};
-use adze_store::{EventRecord, HistoryRecord, LogRecord, Mutation, RunRecord, TaskRecord};
+use adze_store::{EventRecord, HistoryRecord, LogRecord, Mutation, RunRecord};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -117,37 +117,8 @@ impl State {
         self.batch.mutate(Mutation::InsertRun(run.clone()));
         let mut task_ids = Vec::with_capacity(version.record.spec.tasks.len());
         for (position, spec) in version.record.spec.tasks.iter().enumerate() {
-            let is_root = version.dag.parents[position].is_empty();
-            let record = TaskRecord {
-                id: Uuid::now_v7(),
-                run_id: run.id,
-                tenant_id: self.tenant,
-                position: position as u32,
-                name: spec.name.clone(),
-                status: if is_root {
-                    TaskStatus::Queued
-                } else {
-                    TaskStatus::Pending
-                },
-                attempt: 0,
-                worker_id: None,
-                released: false,
-                queued_seq: 0,
-                output: None,
-                error: None,
-                created_at: now,
-                started_at: None,
-                finished_at: None,
-                queued_at: None,
-                retries_from: 0,
-            };
-            task_ids.push(record.id);
-            let task = TaskState {
-                record,
-                requests: spec.slot_requests.clone(),
-                deadline: None,
-                ready_at: None,
-            };
+            let task = TaskState::new(&run, position, spec);
+            task_ids.push(task.record.id);
             self.tasks.insert(task.record.id, task);
         }
         let run_id = run.id;
@@ -407,36 +378,9 @@ impl State {
             self.enqueue(existing);
             return true;
         }
-        let record = TaskRecord {
-            id: Uuid::now_v7(),
-            run_id,
-            tenant_id: self.tenant,
-            position: position as u32,
-            name: on_failure.name.clone(),
-            status: TaskStatus::Pending,
-            attempt: 0,
-            worker_id: None,
-            released: false,
-            queued_seq: 0,
-            output: None,
-            error: None,
-            created_at: now_millis(),
-            started_at: None,
-            finished_at: None,
-            queued_at: None,
-            retries_from: 0,
-        };
-        let id = record.id;
-        let requests = on_failure.slot_requests.clone();
-        self.tasks.insert(
-            id,
-            TaskState {
-                record,
-                requests,
-                deadline: None,
-                ready_at: None,
-            },
-        );
+        let task = TaskState::new(&run.record, position, on_failure);
+        let id = task.record.id;
+        self.tasks.insert(id, task);
         self.runs
             .get_mut(&run_id)
             .expect("checked above")
