@@ -1,7 +1,7 @@
 //! The retry policy: whether a failed attempt gets another, and how long the next one
 //! waits. Hatchet's rule: the delay before retry `n` (the `retry_count` the worker sees)
 //! is `min(backoff_max_seconds, backoff_factor^n)` seconds; without a factor a retry is
-//! queued at once.
+//! queued at once. A replay starts the count over: `n` counts from it.
 
 use std::time::Duration;
 

@@ -346,6 +346,47 @@ fn replay_runs_a_finished_task_and_its_descendants_again() {
     assert_eq!(finished(&mut answer).status(), RunStatus::Completed);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_replay_gets_fresh_retries_and_starts_its_backoff_over() {
+    let mut state = state_with(vec![with_backoff(1)]);
+    state.config.heartbeat_timeout = Duration::from_secs(3600);
+    let mut w = worker(&mut state, 1, &["wf:a"]);
+    let run = trigger(&mut state, 1)[0];
+    let a = w.received()[0].task_id;
+    fail(&mut state, &w, a, true);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    state.fire_timers(Instant::now());
+    settle(&mut state);
+    assert_eq!(starts(&mut w), vec![(a, 1)]);
+    let mut answer = wait_for(&mut state, run);
+    fail(&mut state, &w, a, true);
+    let stored = finished(&mut answer);
+    assert_eq!(stored.status(), RunStatus::Failed, "its one retry is used");
+
+    let target = ReplayTarget { run, task: None };
+    state.replay(&[target], vec![stored]);
+    settle(&mut state);
+    assert_eq!(starts(&mut w), vec![(a, 2)]);
+    fail(&mut state, &w, a, true);
+    assert_eq!(
+        (status(&state, a), state.tasks[&a].record.attempt),
+        (TaskStatus::Queued, 3),
+        "the replay's own retry"
+    );
+    tokio::time::advance(Duration::from_millis(1_900)).await;
+    state.fire_timers(Instant::now());
+    settle(&mut state);
+    assert!(starts(&mut w).is_empty());
+    tokio::time::advance(Duration::from_millis(200)).await;
+    state.fire_timers(Instant::now());
+    settle(&mut state);
+    assert_eq!(
+        starts(&mut w),
+        vec![(a, 3)],
+        "2^1 s after the failure, not 2^3"
+    );
+}
+
 #[test]
 fn replaying_an_unfinished_task_changes_nothing() {
     let (mut state, _w, a) = one_running_task(0);

@@ -308,7 +308,8 @@ impl State {
         let task = &self.tasks[&task_id].record;
         if retryable && retry::may_retry(spec, task.attempt, task.retries_from) {
             let next = task.attempt + 1;
-            let delay = retry::delay(spec, next);
+            // Counted like the retries: a replay starts the backoff over.
+            let delay = retry::delay(spec, next - task.retries_from);
             let task = self.tasks.get_mut(&task_id).expect("a live task");
             task.record.attempt = next;
             task.record.error = Some(error);
