@@ -54,14 +54,17 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployment(engine, tmp_path_factory, group: str, prefix: str) -> Iterator[Deployment]:
-    """A fresh namespace on `engine` with a registered worker serving defs.py's `group`."""
+def deployment(
+    engine, tmp_path_factory, group: str, prefix: str, script: Path = WORKER_SCRIPT
+) -> Iterator[Deployment]:
+    """A fresh namespace on `engine` with a registered worker serving `script`'s `group`
+    (defs.py's by default)."""
     from harness import WorkerProcess
 
     ns = f"{prefix}{uuid.uuid4().hex[:10]}"
     env = engine.env(namespace=ns)
     name = f"{group.replace('_', '-')}-worker"
-    worker = WorkerProcess(WORKER_SCRIPT, env, tmp_path_factory.mktemp(name), name=name, args=(group,))
+    worker = WorkerProcess(script, env, tmp_path_factory.mktemp(name), name=name, args=(group,))
     try:
         worker.start().wait_registered()
         yield Deployment(engine, ns, env, worker)

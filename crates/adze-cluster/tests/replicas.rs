@@ -45,6 +45,7 @@ fn workflow() -> WorkflowSpec {
         version: String::new(),
         event_triggers: vec![],
         tasks: vec![TaskSpec::new("only", "crossing:only")],
+        on_failure: None,
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`event_key`]: matching event keys against triggers with `*` wildcards
 //! - [`slots`]: a worker's slot pool: capacity and usage per slot type
 //! - [`assignment`]: the assignment policy: which queued task goes to which worker
+//! - [`retry`]: the retry policy: whether a failed attempt is retried, and its backoff
 //! - [`state`]: task and run states and the transitions allowed between them
 //! - [`error`]: the error kinds every boundary maps to a status code
 
@@ -18,6 +19,7 @@ pub mod assignment;
 pub mod duration;
 pub mod error;
 pub mod event_key;
+pub mod retry;
 pub mod slots;
 pub mod state;
 pub mod workflow;

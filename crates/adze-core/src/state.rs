@@ -7,6 +7,9 @@
 //!    └─▶ Cancelled                         (a parent failed: the child never starts)
 //! ```
 //!
+//! A replay moves a finished task back to Queued (or Pending, below a replayed parent)
+//! as a new attempt.
+//!
 //! A run's state is derived from its tasks, never stored on its own.
 
 use std::fmt;
@@ -63,6 +66,17 @@ impl TaskStatus {
         matches!(self, TaskStatus::Assigned | TaskStatus::Running)
     }
 
+    /// The state callers see: waiting tasks are queued, tasks on a worker are running.
+    pub fn visible(self) -> RunStatus {
+        match self {
+            TaskStatus::Pending | TaskStatus::Queued => RunStatus::Queued,
+            TaskStatus::Assigned | TaskStatus::Running => RunStatus::Running,
+            TaskStatus::Completed => RunStatus::Completed,
+            TaskStatus::Failed => RunStatus::Failed,
+            TaskStatus::Cancelled => RunStatus::Cancelled,
+        }
+    }
+
     /// Whether a task may move from `self` to `next`.
     pub fn can_move_to(self, next: TaskStatus) -> bool {
         use TaskStatus::*;
@@ -72,6 +86,8 @@ impl TaskStatus {
                 | (Queued, Assigned | Failed | Cancelled)
                 | (Assigned, Running | Queued | Completed | Failed | Cancelled)
                 | (Running, Queued | Completed | Failed | Cancelled)
+                // a replay runs a finished task again
+                | (Completed | Failed | Cancelled, Queued | Pending)
         )
     }
 }
@@ -104,6 +120,14 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
     /// The run's state from its tasks': done when every task is; then failed if any
     /// failed, cancelled if any was cancelled, else completed. Until then it is running
     /// once any task has reached a worker.
@@ -122,6 +146,24 @@ impl RunStatus {
             (true, false, false, _) => RunStatus::Completed,
             (false, _, _, true) => RunStatus::Running,
             (false, _, _, false) => RunStatus::Queued,
+        }
+    }
+
+    /// The run's state when it has an on-failure task: its DAG tasks decide the state
+    /// (the run stays failed whatever the on-failure task does), but the run is not done
+    /// while the on-failure task is queued or running.
+    pub fn of_run(
+        dag_tasks: impl IntoIterator<Item = TaskStatus>,
+        on_failure: Option<TaskStatus>,
+    ) -> RunStatus {
+        let status = RunStatus::of_tasks(dag_tasks);
+        match on_failure {
+            Some(task)
+                if status.is_done() && !task.is_terminal() && task != TaskStatus::Pending =>
+            {
+                RunStatus::Running
+            }
+            _ => status,
         }
     }
 
@@ -147,9 +189,10 @@ mod tests {
         assert!(Running.can_move_to(Queued), "a retry requeues");
         for done in [Completed, Failed, Cancelled] {
             for next in TaskStatus::ALL {
-                assert!(
-                    !done.can_move_to(next),
-                    "{done} is final but moved to {next}"
+                assert_eq!(
+                    done.can_move_to(next),
+                    matches!(next, Queued | Pending),
+                    "{done} moves on only by a replay, but moved to {next}"
                 );
             }
         }
@@ -185,5 +228,24 @@ mod tests {
             RunStatus::Cancelled
         );
         assert_eq!(RunStatus::of_tasks([Running, Failed]), RunStatus::Running);
+    }
+
+    #[test]
+    fn an_on_failure_task_keeps_the_run_open_but_not_its_status() {
+        assert_eq!(
+            RunStatus::of_run([Failed], Some(Queued)),
+            RunStatus::Running
+        );
+        assert_eq!(
+            RunStatus::of_run([Failed], Some(Completed)),
+            RunStatus::Failed
+        );
+        assert_eq!(RunStatus::of_run([Failed], Some(Failed)), RunStatus::Failed);
+        assert_eq!(RunStatus::of_run([Completed], None), RunStatus::Completed);
+        assert_eq!(
+            RunStatus::of_run([Completed], Some(Completed)),
+            RunStatus::Completed,
+            "an old on-failure attempt from before a replay does not count"
+        );
     }
 }

@@ -22,6 +22,10 @@ pub struct WorkflowSpec {
     pub version: String,
     pub event_triggers: Vec<String>,
     pub tasks: Vec<TaskSpec>,
+    /// Runs once when a run's tasks are done and one of them failed for good. It is not
+    /// part of the DAG; a run's task records hold it at position `tasks.len()`.
+    #[serde(default)]
+    pub on_failure: Option<TaskSpec>,
 }
 
 /// One task (a "step" in 0.x SDKs) of a workflow.
@@ -93,6 +97,20 @@ impl Dag {
 }
 
 impl WorkflowSpec {
+    /// The task at `position` of a run: a DAG task, or the on-failure task after them.
+    pub fn task_at(&self, position: usize) -> Option<&TaskSpec> {
+        self.tasks.get(position).or_else(|| {
+            (position == self.tasks.len())
+                .then_some(self.on_failure.as_ref())
+                .flatten()
+        })
+    }
+
+    /// Whether `position` is the on-failure task's.
+    pub fn is_on_failure(&self, position: usize) -> bool {
+        position == self.tasks.len() && self.on_failure.is_some()
+    }
+
     /// Checks the spec and returns its DAG; the error names the task and the problem.
     pub fn validate(&self) -> Result<Dag> {
         check_name("workflow name", &self.name)?;
@@ -143,6 +161,25 @@ impl WorkflowSpec {
                 }
                 dag.parents[index].push(parent_index);
                 dag.children[parent_index].push(index);
+            }
+        }
+        if let Some(task) = &self.on_failure {
+            check_name("on_failure_task name", &task.name)?;
+            check_name(
+                &format!("on_failure_task {:?} action", task.name),
+                &task.action,
+            )?;
+            if index_of.contains_key(task.name.as_str()) {
+                return Err(Error::invalid(format!(
+                    "workflow {:?}: on_failure_task {:?} has the name of a task: names must be unique",
+                    self.name, task.name
+                )));
+            }
+            if !task.parents.is_empty() {
+                return Err(Error::invalid(format!(
+                    "workflow {:?}: on_failure_task {:?} must not have parents",
+                    self.name, task.name
+                )));
             }
         }
         if let Some(task) = find_cycle(&dag) {
@@ -236,7 +273,33 @@ mod tests {
             version: String::new(),
             event_triggers: vec![],
             tasks,
+            on_failure: None,
         }
+    }
+
+    #[test]
+    fn the_on_failure_task_follows_the_dag_tasks() {
+        let mut spec = workflow(vec![task("a", &[])]);
+        spec.on_failure = Some(task("a", &[]));
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .message
+                .contains("name of a task")
+        );
+        spec.on_failure = Some(task("cleanup", &["a"]));
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .message
+                .contains("must not have parents")
+        );
+        spec.on_failure = Some(task("cleanup", &[]));
+        let dag = spec.validate().unwrap();
+        assert_eq!(dag.parents.len(), 1, "not part of the DAG");
+        assert_eq!(spec.task_at(1).unwrap().name, "cleanup");
+        assert!(spec.is_on_failure(1) && !spec.is_on_failure(0));
+        assert!(spec.task_at(2).is_none());
     }
 
     #[test]

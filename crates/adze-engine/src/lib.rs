@@ -9,11 +9,13 @@
 //! - [`tenant`]: the tenant actor: runs, tasks, queues, workers, liveness timers
 //! - [`commit`]: the committer that makes an actor's decisions durable, then visible
 //! - [`payload`]: what a worker is sent when a task starts
+//! - [`attempts`]: a task's attempts, worked out from its history
 //! - [`placement`]: where a tenant's actor runs when replicas share a database
 //! - [`clock`]: wall-clock time as records store it
 
 #![forbid(unsafe_code)]
 
+pub mod attempts;
 pub mod clock;
 pub mod commit;
 pub mod payload;
@@ -25,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use adze_core::slots::SlotUnits;
+use adze_core::state::{RunStatus, TaskStatus};
 use adze_core::workflow::WorkflowSpec;
 use adze_core::{Error, Millis, Result, RunId, TaskId, TenantId, WorkerId};
 use adze_store::{EventRecord, Mutation, Store, StoreError, TaskRecord, WorkflowVersionRecord};
@@ -33,8 +36,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use crate::attempts::Attempt;
 use crate::placement::{Call, Placement, Reply};
-use crate::tenant::Command;
+use crate::tenant::{Command, ReplayTarget};
 pub use crate::tenant::{Outcome, RunSnapshot, WorkerView};
 
 /// Engine settings.
@@ -103,6 +107,50 @@ pub enum TaskEventKind {
         error: String,
         retryable: bool,
     },
+}
+
+/// Which unfinished tasks a bulk cancel is about. Every part that is set must match.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TaskFilter {
+    /// Runs created at or after this.
+    pub since: Option<Millis>,
+    /// Runs created at or before this.
+    pub until: Option<Millis>,
+    /// Tasks in one of these states, as callers see them (empty: any).
+    pub statuses: Vec<RunStatus>,
+    /// Runs of one of these workflows (empty: any).
+    pub workflow_ids: Vec<uuid::Uuid>,
+    /// Runs whose metadata has every one of these key/value pairs.
+    pub additional_metadata: Vec<(String, String)>,
+}
+
+impl TaskFilter {
+    pub(crate) fn matches_run(&self, run: &adze_store::RunRecord, workflow_id: uuid::Uuid) -> bool {
+        let metadata = || {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
+                &run.additional_metadata,
+            )
+            .unwrap_or_default()
+        };
+        self.since.is_none_or(|since| run.created_at >= since)
+            && self.until.is_none_or(|until| run.created_at <= until)
+            && (self.workflow_ids.is_empty() || self.workflow_ids.contains(&workflow_id))
+            && (self.additional_metadata.is_empty() || {
+                let metadata = metadata();
+                self.additional_metadata.iter().all(|(key, value)| {
+                    metadata.get(key).is_some_and(|found| match found {
+                        serde_json::Value::String(text) => text == value,
+                        // `count:3` matches the number 3 as well as the text "3".
+                        other => serde_json::from_str::<serde_json::Value>(value)
+                            .is_ok_and(|parsed| parsed == *other),
+                    })
+                })
+            })
+    }
+
+    pub(crate) fn matches_task(&self, status: TaskStatus) -> bool {
+        self.statuses.is_empty() || self.statuses.contains(&status.visible())
+    }
 }
 
 /// What goes down a worker's listen stream.
@@ -416,6 +464,18 @@ impl Engine {
                 self.ask(tenant, |reply| Command::GetRun { run, reply })
                     .await?,
             ),
+            Call::Cancel { ids, filter } => Reply::Tasks(
+                self.ask(tenant, |reply| Command::Cancel { ids, filter, reply })
+                    .await?,
+            ),
+            Call::Replay { targets, stored } => Reply::Replayed(
+                self.ask(tenant, |reply| Command::Replay {
+                    targets,
+                    stored,
+                    reply,
+                })
+                .await?,
+            ),
             Call::PutLog {
                 task,
                 message,
@@ -659,9 +719,112 @@ impl Engine {
             .await
             .map_err(store_error)?
         {
-            Some((run, tasks)) => Ok(RunSnapshot { run, tasks }),
+            Some((run, tasks)) => Ok(RunSnapshot::stored(run, tasks)),
             None => Err(Error::not_found(format!("workflow run {run} not found"))),
         }
+    }
+
+    /// Cancels tasks: each id names a task or a whole run; the filter adds the unfinished
+    /// tasks it matches. Finished tasks are left alone (a no-op, not an error); an id that
+    /// names nothing is NOT_FOUND. Answers the tasks cancelled.
+    pub async fn cancel_tasks(
+        &self,
+        tenant: TenantId,
+        ids: Vec<uuid::Uuid>,
+        filter: Option<TaskFilter>,
+    ) -> Result<Vec<TaskId>> {
+        for (index, id) in ids.iter().enumerate() {
+            self.resolve(tenant, index, *id).await?;
+        }
+        expect_reply!(
+            self.call(tenant, Call::Cancel { ids, filter }).await?,
+            Reply::Tasks
+        )
+    }
+
+    /// Runs finished tasks again, each as a new attempt with the same input: an id names
+    /// a task (run again with its DAG descendants) or a whole run. Unfinished tasks are
+    /// left alone. Answers the tasks queued again.
+    pub async fn replay_tasks(
+        &self,
+        tenant: TenantId,
+        ids: Vec<uuid::Uuid>,
+    ) -> Result<Vec<TaskId>> {
+        let mut targets = Vec::with_capacity(ids.len());
+        for (index, id) in ids.iter().enumerate() {
+            targets.push(self.resolve(tenant, index, *id).await?);
+        }
+        let mut stored = Vec::new();
+        // A run that finished is not in the actor's memory; the actor says which it lacks,
+        // and answers only after the commit that finished them, so the store has them.
+        for _ in 0..3 {
+            let call = Call::Replay {
+                targets: targets.clone(),
+                stored: std::mem::take(&mut stored),
+            };
+            let replayed = expect_reply!(self.call(tenant, call).await?, Reply::Replayed)?;
+            if replayed.missing.is_empty() {
+                return Ok(replayed.tasks);
+            }
+            for run in replayed.missing {
+                stored.push(self.stored_run(tenant, run).await?);
+            }
+        }
+        Err(Error::unavailable(
+            "the runs to replay kept changing; try again",
+        ))
+    }
+
+    /// What `externalIds[index]` names: a task or a run.
+    async fn resolve(
+        &self,
+        tenant: TenantId,
+        index: usize,
+        id: uuid::Uuid,
+    ) -> Result<ReplayTarget> {
+        let store = &self.inner.store;
+        if let Some(task) = store.task(tenant, id).await.map_err(store_error)? {
+            return Ok(ReplayTarget {
+                run: task.run_id,
+                task: Some(task.id),
+            });
+        }
+        if store.run(tenant, id).await.map_err(store_error)?.is_some() {
+            return Ok(ReplayTarget {
+                run: id,
+                task: None,
+            });
+        }
+        Err(Error::not_found(format!(
+            "externalIds[{index}]: no task or run {id}"
+        )))
+    }
+
+    /// The task's attempts, oldest first: worker, outcome, error and timings of each.
+    pub async fn task_attempts(&self, tenant: TenantId, task: TaskId) -> Result<Vec<Attempt>> {
+        let history = self.task_events(tenant, task).await?;
+        Ok(attempts::from_history(&history))
+    }
+
+    /// The task's history, oldest first; NOT_FOUND for a task the tenant does not have.
+    pub async fn task_events(
+        &self,
+        tenant: TenantId,
+        task: TaskId,
+    ) -> Result<Vec<adze_store::HistoryRecord>> {
+        let history = self.task_history(tenant, task).await?;
+        if history.is_empty()
+            && self
+                .inner
+                .store
+                .task(tenant, task)
+                .await
+                .map_err(store_error)?
+                .is_none()
+        {
+            return Err(Error::not_found(format!("task {task} not found")));
+        }
+        Ok(history)
     }
 
     pub async fn put_log(

@@ -4,22 +4,28 @@
 
 use serde_json::{Map, Value, json};
 
-/// Builds the payload from the run's input and the outputs of the task's parents.
+/// Builds the payload from the run's input, the outputs of the task's parents and, for
+/// an on-failure task, the errors of the tasks that failed (`ctx.task_run_errors`).
 pub fn action_payload<'a>(
     input: &str,
     parents: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    errors: impl IntoIterator<Item = (&'a str, &'a str)>,
     triggered_by_event: bool,
 ) -> String {
     let parents: Map<String, Value> = parents
         .into_iter()
         .map(|(name, output)| (name.to_string(), parse_or_null(output)))
         .collect();
+    let errors: Map<String, Value> = errors
+        .into_iter()
+        .map(|(name, error)| (name.to_string(), Value::String(error.to_string())))
+        .collect();
     json!({
         "input": parse_or_null(Some(input)),
         "parents": parents,
         "overrides": {},
         "user_data": {},
-        "step_run_errors": {},
+        "step_run_errors": errors,
         "triggered_by": if triggered_by_event { "event" } else { "manual" },
         "triggers": {},
     })
@@ -39,11 +45,17 @@ mod tests {
 
     #[test]
     fn carries_input_and_parent_outputs() {
-        let payload = action_payload("{\"a\":1}", [("first", Some("{\"b\":2}"))], true);
+        let payload = action_payload(
+            "{\"a\":1}",
+            [("first", Some("{\"b\":2}"))],
+            [("second", "boom")],
+            true,
+        );
         let value: Value = serde_json::from_str(&payload).unwrap();
         assert_eq!(value["input"]["a"], 1);
         assert_eq!(value["parents"]["first"]["b"], 2);
         assert_eq!(value["triggered_by"], "event");
         assert!(value["overrides"].is_object());
+        assert_eq!(value["step_run_errors"]["second"], "boom");
     }
 }

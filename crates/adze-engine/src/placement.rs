@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::tenant::{Outcome, RunSnapshot, WorkerView};
-use crate::{Assignment, NewEvent, TaskEvent, TriggerRequest, WorkerRegistration};
+use crate::tenant::{Outcome, ReplayTarget, Replayed, RunSnapshot, WorkerView};
+use crate::{Assignment, NewEvent, TaskEvent, TaskFilter, TriggerRequest, WorkerRegistration};
 
 /// Names one running engine process among the replicas.
 pub type ReplicaId = Uuid;
@@ -60,6 +60,16 @@ pub enum Call {
         message: String,
         level: Option<String>,
     },
+    /// Cancels the tasks and runs named, and the unfinished tasks the filter matches.
+    Cancel {
+        ids: Vec<Uuid>,
+        filter: Option<TaskFilter>,
+    },
+    /// Runs finished tasks again; `stored` gives the runs the actor no longer holds.
+    Replay {
+        targets: Vec<ReplayTarget>,
+        stored: Vec<RunSnapshot>,
+    },
 }
 
 /// The answer to a [`Call`].
@@ -76,6 +86,9 @@ pub enum Reply {
     /// The run if the actor has it; `None` when it is not live (read it from the store).
     Run(Option<RunSnapshot>),
     StillRunning,
+    /// The tasks a cancel stopped.
+    Tasks(Vec<TaskId>),
+    Replayed(Replayed),
 }
 
 /// The owner's side of a worker's listen stream held by another replica.

@@ -8,8 +8,8 @@ use adze_core::slots::requests_from_spec;
 use adze_core::state::{RunStatus, TaskStatus};
 use adze_core::workflow::{TaskSpec, WorkflowSpec};
 use adze_core::{Error, Millis, Result};
-use adze_engine::TriggerRequest;
 use adze_engine::tenant::RunSnapshot;
+use adze_engine::{TaskFilter, TriggerRequest};
 use adze_proto::{v0, v1};
 use prost_types::Timestamp;
 use uuid::Uuid;
@@ -122,55 +122,57 @@ pub fn workflow_from_v1(request: v1::CreateWorkflowVersionRequest) -> Result<Wor
         request.concurrency.is_some() || !request.concurrency_arr.is_empty(),
         "workflow concurrency limits are",
     )?;
-    unsupported(request.on_failure_task.is_some(), "on_failure_task is")?;
     unsupported(!request.default_filters.is_empty(), "default_filters are")?;
     unsupported(request.idempotency.is_some(), "idempotency is")?;
+    let v1_task = |task: &v1::CreateTaskOpts| {
+        let what = |feature: &str| format!("task {:?}: {feature}", task.readable_id);
+        unsupported(!task.rate_limits.is_empty(), &what("rate_limits are"))?;
+        unsupported(!task.worker_labels.is_empty(), &what("worker_labels are"))?;
+        unsupported(
+            !task.concurrency.is_empty(),
+            &what("concurrency limits are"),
+        )?;
+        unsupported(task.batch.is_some(), &what("batch tasks are"))?;
+        let conditions = task.conditions.as_ref().is_some_and(|conditions| {
+            !(conditions.parent_override_conditions.is_empty()
+                && conditions.sleep_conditions.is_empty()
+                && conditions.user_event_conditions.is_empty())
+        });
+        unsupported(
+            conditions,
+            &what("wait_for / skip_if / cancel_if conditions are"),
+        )?;
+        task_spec(TaskFields {
+            workflow: name,
+            name: &task.readable_id,
+            action: &task.action,
+            timeout: &task.timeout,
+            schedule_timeout: task.schedule_timeout.as_deref().unwrap_or_default(),
+            parents: &task.parents,
+            retries: task.retries,
+            backoff_factor: task.backoff_factor,
+            backoff_max_seconds: task.backoff_max_seconds,
+            slot_requests: &task
+                .slot_requests
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            is_durable: task.is_durable,
+        })
+    };
     let tasks = request
         .tasks
         .iter()
-        .map(|task| {
-            let what = |feature: &str| format!("task {:?}: {feature}", task.readable_id);
-            unsupported(!task.rate_limits.is_empty(), &what("rate_limits are"))?;
-            unsupported(!task.worker_labels.is_empty(), &what("worker_labels are"))?;
-            unsupported(
-                !task.concurrency.is_empty(),
-                &what("concurrency limits are"),
-            )?;
-            unsupported(task.batch.is_some(), &what("batch tasks are"))?;
-            let conditions = task.conditions.as_ref().is_some_and(|conditions| {
-                !(conditions.parent_override_conditions.is_empty()
-                    && conditions.sleep_conditions.is_empty()
-                    && conditions.user_event_conditions.is_empty())
-            });
-            unsupported(
-                conditions,
-                &what("wait_for / skip_if / cancel_if conditions are"),
-            )?;
-            task_spec(TaskFields {
-                workflow: name,
-                name: &task.readable_id,
-                action: &task.action,
-                timeout: &task.timeout,
-                schedule_timeout: task.schedule_timeout.as_deref().unwrap_or_default(),
-                parents: &task.parents,
-                retries: task.retries,
-                backoff_factor: task.backoff_factor,
-                backoff_max_seconds: task.backoff_max_seconds,
-                slot_requests: &task
-                    .slot_requests
-                    .iter()
-                    .map(|(k, v)| (k.clone(), *v))
-                    .collect(),
-                is_durable: task.is_durable,
-            })
-        })
+        .map(v1_task)
         .collect::<Result<Vec<_>>>()?;
+    let on_failure = request.on_failure_task.as_ref().map(v1_task).transpose()?;
     Ok(WorkflowSpec {
         name: request.name,
         description: request.description,
         version: request.version,
         event_triggers: request.event_triggers,
         tasks,
+        on_failure,
     })
 }
 
@@ -226,6 +228,7 @@ pub fn workflow_from_v0(request: v0::PutWorkflowRequest) -> Result<WorkflowSpec>
         version: opts.version,
         event_triggers: opts.event_triggers,
         tasks,
+        on_failure: None,
     })
 }
 
@@ -241,6 +244,85 @@ pub fn trigger(request: v1::TriggerWorkflowRequest) -> Result<TriggerRequest> {
     })
 }
 
+/// A bulk cancel's filter, from either the gRPC or the REST shape. `field` prefixes the
+/// names in errors (`filter.statuses[0]`).
+pub struct FilterFields<'a> {
+    pub field: &'a str,
+    pub statuses: &'a [String],
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    pub workflow_ids: &'a [String],
+    pub additional_metadata: &'a [String],
+}
+
+pub fn task_filter(fields: FilterFields<'_>) -> Result<TaskFilter> {
+    let name = |part: &str, index: usize| format!("{}.{part}[{index}]", fields.field);
+    let statuses = fields
+        .statuses
+        .iter()
+        .enumerate()
+        .map(|(index, status)| {
+            visible_status(status).ok_or_else(|| {
+                Error::invalid(format!(
+                    "{} must be one of QUEUED, RUNNING, COMPLETED, CANCELLED, FAILED, got {status:?}",
+                    name("statuses", index)
+                ))
+            })
+        })
+        .collect::<Result<_>>()?;
+    let workflow_ids = fields
+        .workflow_ids
+        .iter()
+        .enumerate()
+        .map(|(index, id)| uuid(&name("workflowIds", index), id))
+        .collect::<Result<_>>()?;
+    let additional_metadata = fields
+        .additional_metadata
+        .iter()
+        .enumerate()
+        .map(|(index, pair)| {
+            pair.split_once(':')
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{} must be \"key:value\", got {pair:?}",
+                        name("additionalMetadata", index)
+                    ))
+                })
+        })
+        .collect::<Result<_>>()?;
+    Ok(TaskFilter {
+        since: fields.since,
+        until: fields.until,
+        statuses,
+        workflow_ids,
+        additional_metadata,
+    })
+}
+
+fn visible_status(name: &str) -> Option<RunStatus> {
+    RunStatus::ALL
+        .into_iter()
+        .find(|status| run_status(*status).as_str_name() == name)
+}
+
+/// Replay by filter would need to search finished runs in the store; not there yet.
+pub fn replay_filter_unsupported() -> Error {
+    Error::invalid("filter: replay by filter is not supported by this engine yet; pass externalIds")
+}
+
+/// The ids of a cancel or replay (`externalIds`).
+pub fn external_ids(ids: &[String]) -> Result<Vec<Uuid>> {
+    ids.iter()
+        .enumerate()
+        .map(|(index, id)| uuid(&format!("externalIds[{index}]"), id))
+        .collect()
+}
+
+pub fn millis(timestamp: &Timestamp) -> Millis {
+    timestamp.seconds * 1000 + i64::from(timestamp.nanos) / 1_000_000
+}
+
 pub fn run_status(status: RunStatus) -> v1::RunStatus {
     match status {
         RunStatus::Queued => v1::RunStatus::Queued,
@@ -252,13 +334,7 @@ pub fn run_status(status: RunStatus) -> v1::RunStatus {
 }
 
 pub fn task_status(status: TaskStatus) -> v1::RunStatus {
-    match status {
-        TaskStatus::Pending | TaskStatus::Queued => v1::RunStatus::Queued,
-        TaskStatus::Assigned | TaskStatus::Running => v1::RunStatus::Running,
-        TaskStatus::Completed => v1::RunStatus::Completed,
-        TaskStatus::Failed => v1::RunStatus::Failed,
-        TaskStatus::Cancelled => v1::RunStatus::Cancelled,
-    }
+    run_status(status.visible())
 }
 
 /// A task's error as callers see it: only a task that ended badly has one (a retried

@@ -24,6 +24,10 @@ pub enum Mutation {
         status: RunStatus,
         finished_at: Millis,
     },
+    /// Makes a finished run unfinished again (a replay): recovery loads it again.
+    ReopenRun {
+        run_id: RunId,
+    },
     History(HistoryRecord),
     SaveWorker(WorkerRecord),
     DeleteWorker(WorkerId),
@@ -127,6 +131,11 @@ pub struct TaskRecord {
     pub created_at: Millis,
     pub started_at: Option<Millis>,
     pub finished_at: Option<Millis>,
+    /// When the current attempt may first be assigned: when it was queued, or when the
+    /// backoff of a retry ends. The schedule timeout counts from it.
+    pub queued_at: Option<Millis>,
+    /// The attempt the retry policy counts from: 0, or the attempt a replay started.
+    pub retries_from: u32,
 }
 
 /// One line of a task's history: assigned, started, released, completed, failed, …
@@ -181,15 +190,9 @@ pub fn run_status_name(status: RunStatus) -> &'static str {
 }
 
 pub fn parse_run_status(text: &str) -> Option<RunStatus> {
-    [
-        RunStatus::Queued,
-        RunStatus::Running,
-        RunStatus::Completed,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-    ]
-    .into_iter()
-    .find(|status| run_status_name(*status) == text)
+    RunStatus::ALL
+        .into_iter()
+        .find(|status| run_status_name(*status) == text)
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {

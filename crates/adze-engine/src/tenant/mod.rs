@@ -6,13 +6,20 @@
 //! their deadline;
 //! nothing polls.
 //!
-//! - [`runs`]: triggers, events, task outcomes, retries, DAG progress, run completion
+//! - [`runs`]: triggers, events, task outcomes, retries, DAG progress, run completion,
+//!   on-failure tasks
+//! - [`cancel`]: cancelling tasks and runs, by id or by filter
+//! - [`replay`]: running finished tasks again
 //! - [`workers`]: worker sessions, liveness, slot release
 //! - [`scheduler`]: the assignment pass
-//! - [`timers`]: deadlines: worker liveness and task execution timeouts
+//! - [`timers`]: deadlines: worker liveness, retry backoff, schedule and execution timeouts
 //! - [`recovery`]: rebuilding the state from the store
 
+mod cancel;
+#[cfg(test)]
+mod failure_tests;
 mod recovery;
+mod replay;
 mod runs;
 mod scheduler;
 #[cfg(test)]
@@ -35,7 +42,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::commit::{self, Batch};
-use crate::{Assignment, EngineConfig, NewEvent, TaskEvent, TriggerRequest, WorkerRegistration};
+use crate::{
+    Assignment, EngineConfig, NewEvent, TaskEvent, TaskFilter, TriggerRequest, WorkerRegistration,
+};
 
 /// The most commands applied before a batch is handed to the committer.
 const MAX_COMMANDS_PER_BATCH: usize = 4096;
@@ -112,6 +121,20 @@ pub enum Command {
     Workers {
         reply: Reply<Vec<WorkerView>>,
     },
+    /// Cancels the unfinished tasks named (by task or run id) or matched by the filter;
+    /// answers the tasks it cancelled.
+    Cancel {
+        ids: Vec<uuid::Uuid>,
+        filter: Option<TaskFilter>,
+        reply: Reply<Vec<TaskId>>,
+    },
+    /// Runs finished tasks again. `stored` holds runs that are not live, as the store
+    /// has them; a run neither live nor given is answered in [`Replayed::missing`].
+    Replay {
+        targets: Vec<ReplayTarget>,
+        stored: Vec<RunSnapshot>,
+        reply: Reply<Replayed>,
+    },
     /// From the committer: a batch of this epoch failed to commit; rebuild from the store.
     Reload {
         epoch: u64,
@@ -142,6 +165,8 @@ impl Command {
             Command::GetRun { reply, .. } => no(reply, error),
             Command::PutLog { reply, .. } => no(reply, error),
             Command::Workers { reply } => no(reply, error),
+            Command::Cancel { reply, .. } => no(reply, error),
+            Command::Replay { reply, .. } => no(reply, error),
             deferred @ (Command::ListenClosed { .. }
             | Command::WaitRun { .. }
             | Command::Reload { .. }) => Some(deferred),
@@ -175,12 +200,40 @@ pub enum Outcome {
 pub struct RunSnapshot {
     pub run: RunRecord,
     pub tasks: Vec<TaskRecord>,
+    pub status: adze_core::state::RunStatus,
 }
 
 impl RunSnapshot {
-    pub fn status(&self) -> adze_core::state::RunStatus {
-        adze_core::state::RunStatus::of_tasks(self.tasks.iter().map(|task| task.status))
+    /// A run as the store has it: a finished run's recorded status, else the one its
+    /// tasks give.
+    pub fn stored(run: RunRecord, tasks: Vec<TaskRecord>) -> Self {
+        let status = if run.finished_at.is_some() {
+            run.status
+        } else {
+            adze_core::state::RunStatus::of_tasks(tasks.iter().map(|task| task.status))
+        };
+        RunSnapshot { run, tasks, status }
     }
+
+    pub fn status(&self) -> adze_core::state::RunStatus {
+        self.status
+    }
+}
+
+/// What a replay is about: a whole run, or one task of it (and its descendants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplayTarget {
+    pub run: RunId,
+    pub task: Option<TaskId>,
+}
+
+/// The answer to [`Command::Replay`].
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Replayed {
+    /// The tasks queued again.
+    pub tasks: Vec<TaskId>,
+    /// Runs that are not live and were not given: nothing was done; ask again with them.
+    pub missing: Vec<RunId>,
 }
 
 /// A workflow version with its DAG worked out once.
@@ -199,9 +252,51 @@ pub(crate) struct RunState {
 pub(crate) struct TaskState {
     pub record: TaskRecord,
     pub requests: SlotUnits,
-    /// When the current attempt must finish by, once it is on a worker (RefreshTimeout
-    /// extends it).
+    /// On a worker: when the current attempt must finish by (RefreshTimeout extends it).
+    /// Queued: when it must have been assigned by (its schedule timeout).
     pub deadline: Option<Instant>,
+    /// Set while a retry waits out its backoff: it joins its queue then.
+    pub ready_at: Option<Instant>,
+}
+
+impl TaskState {
+    /// A task as the store has it; deadlines are set when it joins a queue or a worker.
+    pub(crate) fn stored(record: TaskRecord, requests: SlotUnits) -> Self {
+        TaskState {
+            record,
+            requests,
+            deadline: None,
+            ready_at: None,
+        }
+    }
+
+    /// A new task of the run at `position`, pending: its first attempt, not yet queued.
+    pub(crate) fn new(
+        run: &RunRecord,
+        position: usize,
+        spec: &adze_core::workflow::TaskSpec,
+    ) -> Self {
+        let record = TaskRecord {
+            id: uuid::Uuid::now_v7(),
+            run_id: run.id,
+            tenant_id: run.tenant_id,
+            position: position as u32,
+            name: spec.name.clone(),
+            status: adze_core::state::TaskStatus::Pending,
+            attempt: 0,
+            worker_id: None,
+            released: false,
+            queued_seq: 0,
+            output: None,
+            error: None,
+            created_at: crate::clock::now_millis(),
+            started_at: None,
+            finished_at: None,
+            queued_at: None,
+            retries_from: 0,
+        };
+        TaskState::stored(record, spec.slot_requests.clone())
+    }
 }
 
 pub(crate) struct WorkerState {
@@ -237,6 +332,8 @@ pub(crate) struct State {
     pub next_seq: i64,
     pub next_generation: u64,
     pub timers: BinaryHeap<Reverse<(Instant, timers::Timer)>>,
+    /// When each queue's schedule timeouts are next checked (its armed timer).
+    pub schedule_checks: HashMap<String, Instant>,
     pub batch: Batch,
     /// Counts reloads; batches carry it so the committer can drop those decided on a state
     /// that a failed commit has made wrong.
@@ -345,6 +442,7 @@ impl State {
             next_seq: 0,
             next_generation: 0,
             timers: BinaryHeap::new(),
+            schedule_checks: HashMap::new(),
             batch: Batch::default(),
             epoch: 0,
             reload: false,
@@ -432,6 +530,18 @@ impl State {
                     .collect();
                 self.batch.reply(reply, Ok(workers));
             }
+            Command::Cancel { ids, filter, reply } => {
+                let cancelled = self.cancel(&ids, filter.as_ref());
+                self.batch.reply(reply, Ok(cancelled));
+            }
+            Command::Replay {
+                targets,
+                stored,
+                reply,
+            } => {
+                let replayed = self.replay(&targets, stored);
+                self.batch.reply(reply, Ok(replayed));
+            }
             Command::PutLog {
                 task,
                 message,
@@ -500,6 +610,23 @@ impl State {
                 .filter_map(|id| self.tasks.get(id))
                 .map(|task| task.record.clone())
                 .collect(),
+            status: self.run_status(run),
         })
+    }
+
+    /// The run's state from its tasks; the on-failure task keeps it open, not failed.
+    pub(crate) fn run_status(&self, run: RunId) -> adze_core::state::RunStatus {
+        let run = &self.runs[&run];
+        let spec = &run.version.record.spec;
+        let status_at = |position: usize| {
+            run.tasks
+                .get(position)
+                .and_then(|id| self.tasks.get(id))
+                .map(|task| task.record.status)
+        };
+        adze_core::state::RunStatus::of_run(
+            (0..spec.tasks.len()).filter_map(status_at),
+            status_at(spec.tasks.len()),
+        )
     }
 }

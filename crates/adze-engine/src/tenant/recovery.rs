@@ -1,6 +1,7 @@
 //! Rebuilding a tenant's state from the store alone, on start.
 //!
-//! Queued tasks go back into their queues in their old order. Tasks bound to a worker
+//! Queued tasks go back into their queues in their old order, with what is left of their
+//! schedule timeout; a retry still in its backoff waits out the rest. Tasks bound to a worker
 //! stay bound, holding their units (unless released), and the worker gets the heartbeat
 //! timeout to come back: SDK workers reconnect with the same worker id. A task whose
 //! worker is not in the store any more is failed as lost, retried by its policy.
@@ -72,7 +73,12 @@ pub(crate) async fn load(
         tasks.sort_by_key(|task| task.position);
         let ids = tasks.iter().map(|task| task.id).collect();
         for record in tasks {
-            let spec = &version.record.spec.tasks[record.position as usize];
+            let Some(spec) = version.record.spec.task_at(record.position as usize) else {
+                return Err(Error::internal(format!(
+                    "task {} is at position {}, outside its workflow version",
+                    record.id, record.position
+                )));
+            };
             let requests = spec.slot_requests.clone();
             state.next_seq = state.next_seq.max(record.queued_seq + 1);
             if record.status.is_on_worker() {
@@ -86,14 +92,9 @@ pub(crate) async fn load(
                     None => orphans.push(record.id),
                 }
             }
-            state.tasks.insert(
-                record.id,
-                TaskState {
-                    record,
-                    requests,
-                    deadline: None,
-                },
-            );
+            state
+                .tasks
+                .insert(record.id, TaskState::stored(record, requests));
         }
         state.runs.insert(
             run.id,
@@ -108,17 +109,23 @@ pub(crate) async fn load(
         .tasks
         .values()
         .filter(|task| task.record.status == TaskStatus::Queued)
-        .map(|task| (task.record.queued_seq, task.record.id))
+        .map(|task| {
+            (
+                task.record.queued_seq,
+                task.record.id,
+                task.record.queued_at,
+            )
+        })
         .collect();
     queued.sort();
-    for (_, task) in queued {
-        let action = state.action_of(task);
-        state
-            .queues
-            .entry(action.clone())
-            .or_default()
-            .push_back(task);
-        state.dirty.insert(action);
+    let now = crate::clock::now_millis();
+    for (_, task, queued_at) in queued {
+        let since = queued_at.unwrap_or(now);
+        if since > now {
+            state.wait_backoff(task, millis(since - now));
+        } else {
+            state.join_queue(task, millis(now - since));
+        }
     }
     // Bound tasks keep the part of their timeout they had not used before the restart.
     let bound: Vec<_> = state
@@ -127,7 +134,6 @@ pub(crate) async fn load(
         .filter(|task| task.record.status.is_on_worker())
         .map(|task| (task.record.id, task.record.started_at))
         .collect();
-    let now = crate::clock::now_millis();
     for (task, started_at) in bound {
         let elapsed = started_at.map_or(0, |at| now.saturating_sub(at).max(0) as u64);
         state.start_deadline(task, std::time::Duration::from_millis(elapsed));
@@ -146,6 +152,10 @@ pub(crate) async fn load(
     }
     tracing::info!(%tenant, runs = state.runs.len(), workers = state.workers.len(), "tenant recovered");
     Ok(state)
+}
+
+fn millis(count: i64) -> std::time::Duration {
+    std::time::Duration::from_millis(count.max(0) as u64)
 }
 
 /// Rebuilds `old` from the store after a failed commit, carrying over the open listen

@@ -1,13 +1,14 @@
 //! Runs and their tasks: creation from triggers and events, outcomes reported by
-//! workers, retries, DAG progress and run completion.
+//! workers, retries (with their backoff), DAG progress, the on-failure task and run
+//! completion.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use adze_core::state::{RunStatus, TaskStatus};
 use adze_core::workflow::{TaskSpec, check_name, parse_object};
-use adze_core::{Error, Millis, Result, RunId, TaskId, duration, event_key};
-use adze_store::{EventRecord, HistoryRecord, LogRecord, Mutation, RunRecord, TaskRecord};
+use adze_core::{Error, Millis, Result, RunId, TaskId, duration, event_key, retry};
+use adze_store::{EventRecord, HistoryRecord, LogRecord, Mutation, RunRecord};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -116,34 +117,8 @@ impl State {
         self.batch.mutate(Mutation::InsertRun(run.clone()));
         let mut task_ids = Vec::with_capacity(version.record.spec.tasks.len());
         for (position, spec) in version.record.spec.tasks.iter().enumerate() {
-            let is_root = version.dag.parents[position].is_empty();
-            let record = TaskRecord {
-                id: Uuid::now_v7(),
-                run_id: run.id,
-                tenant_id: self.tenant,
-                position: position as u32,
-                name: spec.name.clone(),
-                status: if is_root {
-                    TaskStatus::Queued
-                } else {
-                    TaskStatus::Pending
-                },
-                attempt: 0,
-                worker_id: None,
-                released: false,
-                queued_seq: 0,
-                output: None,
-                error: None,
-                created_at: now,
-                started_at: None,
-                finished_at: None,
-            };
-            task_ids.push(record.id);
-            let task = TaskState {
-                record,
-                requests: spec.slot_requests.clone(),
-                deadline: None,
-            };
+            let task = TaskState::new(&run, position, spec);
+            task_ids.push(task.record.id);
             self.tasks.insert(task.record.id, task);
         }
         let run_id = run.id;
@@ -165,7 +140,8 @@ impl State {
         run_id
     }
 
-    /// Puts a task at the back of its action's queue and saves it as queued.
+    /// Puts a task at the back of its action's queue and saves it as queued; its
+    /// schedule timeout starts now.
     pub(crate) fn enqueue(&mut self, task_id: TaskId) {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -174,12 +150,41 @@ impl State {
         };
         task.record.status = TaskStatus::Queued;
         task.record.queued_seq = seq;
+        task.record.queued_at = Some(now_millis());
+        task.ready_at = None;
+        self.join_queue(task_id, Duration::ZERO);
+        self.save_task(task_id);
+    }
+
+    /// Adds a queued task to its action's queue, `waited` of its schedule timeout spent.
+    pub(crate) fn join_queue(&mut self, task_id: TaskId, waited: Duration) {
         let action = self.action_of(task_id);
         self.queues
             .entry(action.clone())
             .or_default()
             .push_back(task_id);
         self.dirty.insert(action);
+        self.start_schedule_deadline(task_id, waited);
+    }
+
+    /// Takes a queued task out of its action's queue (it is cancelled or timed out).
+    pub(crate) fn leave_queue(&mut self, task_id: TaskId) {
+        let action = self.action_of(task_id);
+        if let Some(queue) = self.queues.get_mut(&action) {
+            queue.retain(|queued| *queued != task_id);
+        }
+    }
+
+    /// Saves a retry as queued but keeps it out of its queue until its backoff ends; the
+    /// store keeps when, so a restart waits out only the rest.
+    fn queue_after(&mut self, task_id: TaskId, delay: Duration) {
+        let Some(task) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        task.record.status = TaskStatus::Queued;
+        task.record.queued_at = Some(now_millis() + delay.as_millis() as Millis);
+        task.deadline = None;
+        self.wait_backoff(task_id, delay);
         self.save_task(task_id);
     }
 
@@ -258,7 +263,11 @@ impl State {
     pub(crate) fn spec_of(&self, task: TaskId) -> &TaskSpec {
         let task = &self.tasks[&task];
         let run = &self.runs[&task.record.run_id];
-        &run.version.record.spec.tasks[task.record.position as usize]
+        run.version
+            .record
+            .spec
+            .task_at(task.record.position as usize)
+            .expect("a task's position is in its spec")
     }
 
     fn complete(&mut self, task_id: TaskId, output: String) {
@@ -272,12 +281,15 @@ impl State {
         let (run_id, position) = (task.record.run_id, task.record.position as usize);
         self.save_task(task_id);
         let run = &self.runs[&run_id];
-        let ready: Vec<TaskId> = run.version.dag.children[position]
-            .iter()
+        let children = run.version.dag.children.get(position);
+        let ready: Vec<TaskId> = children
+            .into_iter()
+            .flatten()
             .filter(|&&child| {
-                run.version.dag.parents[child].iter().all(|&parent| {
-                    self.tasks[&run.tasks[parent]].record.status == TaskStatus::Completed
-                })
+                self.tasks[&run.tasks[child]].record.status == TaskStatus::Pending
+                    && run.version.dag.parents[child].iter().all(|&parent| {
+                        self.tasks[&run.tasks[parent]].record.status == TaskStatus::Completed
+                    })
             })
             .map(|&child| run.tasks[child])
             .collect();
@@ -292,23 +304,47 @@ impl State {
     pub(crate) fn fail(&mut self, task_id: TaskId, error: String, retryable: bool) {
         self.history(task_id, "failed", Some(error.clone()));
         self.detach_from_worker(task_id);
-        let retries = self.spec_of(task_id).retries;
-        let task = self.tasks.get_mut(&task_id).expect("a live task");
-        if retryable && task.record.attempt < retries {
-            task.record.attempt += 1;
+        let spec = self.spec_of(task_id);
+        let task = &self.tasks[&task_id].record;
+        if retryable && retry::may_retry(spec, task.attempt, task.retries_from) {
+            let next = task.attempt + 1;
+            // Counted like the retries: a replay starts the backoff over.
+            let delay = retry::delay(spec, next - task.retries_from);
+            let task = self.tasks.get_mut(&task_id).expect("a live task");
+            task.record.attempt = next;
             task.record.error = Some(error);
             task.record.started_at = None;
-            self.enqueue(task_id);
-            self.history(task_id, "retrying", None);
+            if delay.is_zero() {
+                self.enqueue(task_id);
+                self.history(task_id, "retrying", None);
+            } else {
+                self.queue_after(task_id, delay);
+                self.history(
+                    task_id,
+                    "retrying",
+                    Some(format!("after a backoff of {}", duration::format(delay))),
+                );
+            }
             return;
         }
+        let task = self.tasks.get_mut(&task_id).expect("a live task");
         task.record.status = TaskStatus::Failed;
         task.record.error = Some(error);
         task.record.finished_at = Some(now_millis());
-        let (run_id, position) = (task.record.run_id, task.record.position as usize);
+        let (run_id, name) = (task.record.run_id, task.record.name.clone());
         self.save_task(task_id);
-        let failed_name = self.tasks[&task_id].record.name.clone();
-        let run = &self.runs[&run_id];
+        self.skip_descendants(task_id, &format!("an ancestor task failed ({name})"));
+        self.finish_if_done(run_id);
+    }
+
+    /// A task ended without completing: its DAG descendants that wait for it never start.
+    pub(crate) fn skip_descendants(&mut self, task_id: TaskId, why: &str) {
+        let task = &self.tasks[&task_id].record;
+        let run = &self.runs[&task.run_id];
+        let position = task.position as usize;
+        if run.version.record.spec.is_on_failure(position) {
+            return;
+        }
         let below: Vec<TaskId> = run
             .version
             .dag
@@ -320,21 +356,49 @@ impl State {
             let child_task = self.tasks.get_mut(&child).expect("a live task");
             if child_task.record.status == TaskStatus::Pending {
                 child_task.record.status = TaskStatus::Cancelled;
-                child_task.record.error =
-                    Some(format!("not run: an ancestor task failed ({failed_name})"));
+                child_task.record.error = Some(format!("not run: {why}"));
                 child_task.record.finished_at = Some(now_millis());
                 self.save_task(child);
             }
         }
-        self.finish_if_done(run_id);
+    }
+
+    /// Queues the run's on-failure task, if it has one that has not run for this
+    /// failure yet (it is created on first need). Says whether it did.
+    fn start_on_failure(&mut self, run_id: RunId) -> bool {
+        let run = &self.runs[&run_id];
+        let spec = &run.version.record.spec;
+        let Some(on_failure) = &spec.on_failure else {
+            return false;
+        };
+        let position = spec.tasks.len();
+        if let Some(&existing) = run.tasks.get(position) {
+            if self.tasks[&existing].record.status != TaskStatus::Pending {
+                return false;
+            }
+            self.enqueue(existing);
+            return true;
+        }
+        let task = TaskState::new(&run.record, position, on_failure);
+        let id = task.record.id;
+        self.tasks.insert(id, task);
+        self.runs
+            .get_mut(&run_id)
+            .expect("checked above")
+            .tasks
+            .push(id);
+        self.enqueue(id);
+        true
     }
 
     /// Finishes the run once every task is done: records it, answers its waiters and
     /// forgets it (the store keeps it).
-    fn finish_if_done(&mut self, run_id: RunId) {
-        let run = &self.runs[&run_id];
-        let status = RunStatus::of_tasks(run.tasks.iter().map(|id| self.tasks[id].record.status));
+    pub(crate) fn finish_if_done(&mut self, run_id: RunId) {
+        let status = self.run_status(run_id);
         if !status.is_done() {
+            return;
+        }
+        if status == RunStatus::Failed && self.start_on_failure(run_id) {
             return;
         }
         let now = now_millis();

@@ -74,18 +74,29 @@ impl State {
         }
     }
 
-    /// The start message of a task, with its input and its parents' outputs.
+    /// The start message of a task, with its input and its parents' outputs (for the
+    /// on-failure task: the errors of the tasks that failed).
     pub(crate) fn assignment(&self, task_id: TaskId) -> Assignment {
         let task = &self.tasks[&task_id];
         let run = &self.runs[&task.record.run_id];
         let position = task.record.position as usize;
         let spec = &run.version.record.spec;
-        let parents = run.version.dag.parents[position].iter().map(|&parent| {
-            let parent_task = &self.tasks[&run.tasks[parent]];
+        let task_spec = spec
+            .task_at(position)
+            .expect("a task's position is in its spec");
+        let record_at = |index: usize| &self.tasks[&run.tasks[index]].record;
+        let parents = run.version.dag.parents.get(position).into_iter().flatten();
+        let parents = parents.map(|&parent| {
             (
                 spec.tasks[parent].name.as_str(),
-                parent_task.record.output.as_deref(),
+                record_at(parent).output.as_deref(),
             )
+        });
+        let errors = spec.is_on_failure(position).then(|| {
+            (0..spec.tasks.len())
+                .map(record_at)
+                .filter(|record| record.status == TaskStatus::Failed)
+                .map(|record| (record.name.as_str(), record.error.as_deref().unwrap_or("")))
         });
         Assignment {
             kind: AssignmentKind::Start,
@@ -95,10 +106,15 @@ impl State {
             workflow_version_id: run.version.record.id,
             workflow_name: spec.name.clone(),
             task_id,
-            task_name: spec.tasks[position].name.clone(),
-            action: spec.tasks[position].action.clone(),
+            task_name: task_spec.name.clone(),
+            action: task_spec.action.clone(),
             attempt: task.record.attempt,
-            payload: action_payload(&run.record.input, parents, run.record.event_id.is_some()),
+            payload: action_payload(
+                &run.record.input,
+                parents,
+                errors.into_iter().flatten(),
+                run.record.event_id.is_some(),
+            ),
             additional_metadata: run.record.additional_metadata.clone(),
             created_at: run.record.created_at,
         }

@@ -18,7 +18,7 @@ use crate::{
     Assignment, EngineConfig, TaskEvent, TaskEventKind, TriggerRequest, WorkerRegistration,
 };
 
-fn task(name: &str, parents: &[&str], retries: u32) -> TaskSpec {
+pub(super) fn task(name: &str, parents: &[&str], retries: u32) -> TaskSpec {
     TaskSpec {
         parents: parents.iter().map(|p| p.to_string()).collect(),
         retries,
@@ -26,38 +26,43 @@ fn task(name: &str, parents: &[&str], retries: u32) -> TaskSpec {
     }
 }
 
-fn state_with(tasks: Vec<TaskSpec>) -> State {
+pub(super) fn workflow_spec(tasks: Vec<TaskSpec>) -> WorkflowSpec {
+    WorkflowSpec {
+        name: "wf".into(),
+        description: String::new(),
+        version: String::new(),
+        event_triggers: vec!["user:*".into()],
+        tasks,
+        on_failure: None,
+    }
+}
+
+pub(super) fn state_with(tasks: Vec<TaskSpec>) -> State {
     let mut state = State::new(Uuid::new_v4(), EngineConfig::default());
     state.add_version(WorkflowVersionRecord {
         id: Uuid::new_v4(),
         workflow_id: Uuid::new_v4(),
         tenant_id: state.tenant,
         number: 1,
-        spec: WorkflowSpec {
-            name: "wf".into(),
-            description: String::new(),
-            version: String::new(),
-            event_triggers: vec!["user:*".into()],
-            tasks,
-        },
+        spec: workflow_spec(tasks),
         created_at: 0,
     });
     state
 }
 
-struct Worker {
-    id: WorkerId,
+pub(super) struct Worker {
+    pub(super) id: WorkerId,
     stream: mpsc::UnboundedReceiver<Assignment>,
 }
 
 impl Worker {
     /// The tasks sent to this worker since the last look.
-    fn received(&mut self) -> Vec<Assignment> {
+    pub(super) fn received(&mut self) -> Vec<Assignment> {
         std::iter::from_fn(|| self.stream.try_recv().ok()).collect()
     }
 }
 
-fn worker(state: &mut State, slots: u32, actions: &[&str]) -> Worker {
+pub(super) fn worker(state: &mut State, slots: u32, actions: &[&str]) -> Worker {
     let id = state
         .register_worker(WorkerRegistration {
             name: "w".into(),
@@ -72,7 +77,7 @@ fn worker(state: &mut State, slots: u32, actions: &[&str]) -> Worker {
 }
 
 /// One actor turn: schedule, then commit the batch (run its effects as committed).
-fn settle(state: &mut State) -> Vec<Mutation> {
+pub(super) fn settle(state: &mut State) -> Vec<Mutation> {
     state.schedule();
     let batch = std::mem::take(&mut state.batch);
     for effect in batch.effects {
@@ -81,7 +86,7 @@ fn settle(state: &mut State) -> Vec<Mutation> {
     batch.mutations
 }
 
-fn trigger(state: &mut State, count: usize) -> Vec<uuid::Uuid> {
+pub(super) fn trigger(state: &mut State, count: usize) -> Vec<uuid::Uuid> {
     let requests = (0..count)
         .map(|i| TriggerRequest {
             workflow_name: "wf".into(),
@@ -94,7 +99,12 @@ fn trigger(state: &mut State, count: usize) -> Vec<uuid::Uuid> {
     runs
 }
 
-fn report(state: &mut State, worker: WorkerId, task: TaskId, kind: TaskEventKind) -> Outcome {
+pub(super) fn report(
+    state: &mut State,
+    worker: WorkerId,
+    task: TaskId,
+    kind: TaskEventKind,
+) -> Outcome {
     let outcome = state
         .task_event(TaskEvent {
             worker_id: worker,
@@ -107,7 +117,7 @@ fn report(state: &mut State, worker: WorkerId, task: TaskId, kind: TaskEventKind
     outcome
 }
 
-fn status(state: &State, task: TaskId) -> TaskStatus {
+pub(super) fn status(state: &State, task: TaskId) -> TaskStatus {
     state.tasks[&task].record.status
 }
 
@@ -434,7 +444,7 @@ fn events_start_matching_workflows_and_bad_input_is_refused() {
 
 /// One workflow of one task `a`, a one-slot worker, and a run of it started there.
 /// Heartbeats are not the subject of the tests that use it: the worker stays alive.
-fn one_running_task(retries: u32) -> (State, Worker, TaskId) {
+pub(super) fn one_running_task(retries: u32) -> (State, Worker, TaskId) {
     let mut state = state_with(vec![task("a", &[], retries)]);
     state.config.heartbeat_timeout = Duration::from_secs(3600);
     let mut w = worker(&mut state, 1, &["wf:a"]);

@@ -1,6 +1,7 @@
 //! The engine on real stores, through its public handle: every test runs on SQLite and
 //! on PostgreSQL (skipping loudly when no PostgreSQL can be had).
 
+mod failures;
 mod recovery;
 mod reload;
 mod slots;
@@ -78,6 +79,7 @@ pub fn workflow(name: &str) -> WorkflowSpec {
         version: String::new(),
         event_triggers: vec![],
         tasks: vec![TaskSpec::new("only", format!("{name}:only"))],
+        on_failure: None,
     }
 }
 

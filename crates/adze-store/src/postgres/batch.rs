@@ -6,7 +6,7 @@
 //! - kinds run in dependency order: tokens before their revocation, runs before their
 //!   tasks (a foreign key) and before they finish;
 //! - a row written twice keeps its last write (a task or worker is always written whole,
-//!   a run finishes once), the first revocation of a token wins as `revoked_at IS NULL`
+//!   a run's finish and a replay's reopening are folded into its last), the first revocation of a token wins as `revoked_at IS NULL`
 //!   makes it win in order, and a worker's save and delete are folded into its last;
 //! - history and log lines keep their list order in the order their ids are drawn.
 
@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use adze_core::Millis;
+use adze_core::state::RunStatus;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -35,7 +36,8 @@ pub(super) struct Batch<'a> {
     events: Vec<&'a EventRecord>,
     runs: Vec<&'a RunRecord>,
     tasks: Latest<&'a TaskRecord>,
-    finished_runs: Latest<(Uuid, &'static str, Millis)>,
+    /// A run's last status change: finished (with its time), or reopened by a replay.
+    finished_runs: Latest<(Uuid, &'static str, Option<Millis>)>,
     history: Vec<&'a HistoryRecord>,
     /// `None` for a deletion.
     workers: Latest<Option<&'a WorkerRecord>>,
@@ -91,9 +93,14 @@ impl<'a> Batch<'a> {
                     run_id,
                     status,
                     finished_at,
-                } => batch
-                    .finished_runs
-                    .put(*run_id, (*run_id, run_status_name(*status), *finished_at)),
+                } => batch.finished_runs.put(
+                    *run_id,
+                    (*run_id, run_status_name(*status), Some(*finished_at)),
+                ),
+                Mutation::ReopenRun { run_id } => batch.finished_runs.put(
+                    *run_id,
+                    (*run_id, run_status_name(RunStatus::Running), None),
+                ),
                 Mutation::History(entry) => batch.history.push(entry),
                 Mutation::SaveWorker(worker) => batch.workers.put(worker.id, Some(worker)),
                 Mutation::DeleteWorker(id) => batch.workers.put(*id, None),
@@ -254,16 +261,21 @@ impl<'a> Batch<'a> {
         let created: Vec<i64> = rows.iter().map(|task| task.created_at).collect();
         let started: Vec<Option<i64>> = rows.iter().map(|task| task.started_at).collect();
         let finished: Vec<Option<i64>> = rows.iter().map(|task| task.finished_at).collect();
+        let queued_at: Vec<Option<i64>> = rows.iter().map(|task| task.queued_at).collect();
+        let retries_from: Vec<i64> = rows
+            .iter()
+            .map(|task| i64::from(task.retries_from))
+            .collect();
         execute(
             client,
             rows.len(),
             "INSERT INTO tasks (id, run_id, tenant_id, position, name, status, attempt, worker_id,
                                 released, queued_seq, output, error, created_at, started_at,
-                                finished_at)
+                                finished_at, queued_at, retries_from)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[],
                                   $6::text[], $7::bigint[], $8::uuid[], $9::boolean[],
                                   $10::bigint[], $11::text[], $12::text[], $13::bigint[],
-                                  $14::bigint[], $15::bigint[])
+                                  $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[])
              ON CONFLICT (id) DO UPDATE SET
                  run_id = EXCLUDED.run_id, tenant_id = EXCLUDED.tenant_id,
                  position = EXCLUDED.position, name = EXCLUDED.name, status = EXCLUDED.status,
@@ -271,10 +283,26 @@ impl<'a> Batch<'a> {
                  released = EXCLUDED.released, queued_seq = EXCLUDED.queued_seq,
                  output = EXCLUDED.output, error = EXCLUDED.error,
                  created_at = EXCLUDED.created_at, started_at = EXCLUDED.started_at,
-                 finished_at = EXCLUDED.finished_at",
+                 finished_at = EXCLUDED.finished_at, queued_at = EXCLUDED.queued_at,
+                 retries_from = EXCLUDED.retries_from",
             &[
-                &ids, &runs, &tenants, &positions, &names, &statuses, &attempts, &workers,
-                &released, &queued, &outputs, &errors, &created, &started, &finished,
+                &ids,
+                &runs,
+                &tenants,
+                &positions,
+                &names,
+                &statuses,
+                &attempts,
+                &workers,
+                &released,
+                &queued,
+                &outputs,
+                &errors,
+                &created,
+                &started,
+                &finished,
+                &queued_at,
+                &retries_from,
             ],
         )
         .await
@@ -284,7 +312,7 @@ impl<'a> Batch<'a> {
         let rows = &self.finished_runs.values;
         let ids: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
         let statuses: Vec<&str> = rows.iter().map(|(_, status, _)| *status).collect();
-        let finished: Vec<i64> = rows.iter().map(|(_, _, at)| *at).collect();
+        let finished: Vec<Option<i64>> = rows.iter().map(|(_, _, at)| *at).collect();
         execute(
             client,
             rows.len(),

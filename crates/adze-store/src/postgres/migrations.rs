@@ -8,6 +8,10 @@ use crate::{Result, StoreError};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/001_init.sql")),
     (2, include_str!("../../migrations/postgres/002_cluster.sql")),
+    (
+        3,
+        include_str!("../../migrations/postgres/003_retry_timing.sql"),
+    ),
 ];
 
 /// Any constant would do: replicas starting at once must agree on it, and nothing else

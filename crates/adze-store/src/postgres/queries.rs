@@ -16,7 +16,8 @@ use crate::{
 const RUN_COLUMNS: &str = "id, tenant_id, workflow_version_id, input, additional_metadata, \
      event_id, created_at, status, finished_at";
 const TASK_COLUMNS: &str = "id, run_id, tenant_id, position, name, status, attempt, worker_id, \
-     released, queued_seq, output, error, created_at, started_at, finished_at";
+     released, queued_seq, output, error, created_at, started_at, finished_at, queued_at, \
+     retries_from";
 pub(super) const VERSION_COLUMNS: &str =
     "id, workflow_id, tenant_id, number, spec::text, created_at";
 
@@ -245,6 +246,8 @@ fn task_record(row: &Row) -> Result<TaskRecord> {
         created_at: get(row, 12)?,
         started_at: get(row, 13)?,
         finished_at: get(row, 14)?,
+        queued_at: get(row, 15)?,
+        retries_from: get_u32(row, 16)?,
     })
 }
 

@@ -24,7 +24,10 @@ use crate::{
 };
 
 /// The schema migrations, in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/001_init.sql"),
+    include_str!("../../migrations/sqlite/002_retry_timing.sql"),
+];
 /// The most jobs merged into one transaction.
 const MAX_GROUP: usize = 1024;
 const READERS: usize = 4;

@@ -70,8 +70,9 @@ pub(super) fn apply(tx: &Transaction<'_>, mutation: &Mutation) -> Result<()> {
         Mutation::SaveTask(task) => {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO tasks (id, run_id, tenant_id, position, name, status, attempt,
-                     worker_id, released, queued_seq, output, error, created_at, started_at, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     worker_id, released, queued_seq, output, error, created_at, started_at, finished_at,
+                     queued_at, retries_from)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )?
             .execute(params![
                 task.id.to_string(),
@@ -88,7 +89,9 @@ pub(super) fn apply(tx: &Transaction<'_>, mutation: &Mutation) -> Result<()> {
                 task.error,
                 task.created_at,
                 task.started_at,
-                task.finished_at
+                task.finished_at,
+                task.queued_at,
+                task.retries_from
             ])?;
         }
         Mutation::FinishRun {
@@ -102,6 +105,12 @@ pub(super) fn apply(tx: &Transaction<'_>, mutation: &Mutation) -> Result<()> {
                     run_status_name(*status),
                     finished_at
                 ])?;
+        }
+        Mutation::ReopenRun { run_id } => {
+            tx.prepare_cached(
+                "UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?1",
+            )?
+            .execute(params![run_id.to_string()])?;
         }
         Mutation::History(entry) => {
             tx.prepare_cached(
@@ -369,7 +378,7 @@ pub(super) fn task_history(
 
 const RUN_COLUMNS: &str = "id, tenant_id, workflow_version_id, input, additional_metadata, event_id, created_at, status, finished_at";
 const TASK_COLUMNS: &str = "id, run_id, tenant_id, position, name, status, attempt, worker_id, released, \
-     queued_seq, output, error, created_at, started_at, finished_at";
+     queued_seq, output, error, created_at, started_at, finished_at, queued_at, retries_from";
 
 /// Row mappers return `Result<Result<_>>`: the outer one is SQLite's, the inner one ours
 /// (a value SQLite returned that is not what Adze wrote).
@@ -421,6 +430,7 @@ fn task_row(row: &Row<'_>) -> rusqlite::Result<Result<TaskRecord>> {
         row.get(13)?,
         row.get(14)?,
     );
+    let (queued_at, retries_from) = (row.get(15)?, row.get(16)?);
     Ok((|| {
         Ok(TaskRecord {
             id: parse_uuid(&id)?,
@@ -438,6 +448,8 @@ fn task_row(row: &Row<'_>) -> rusqlite::Result<Result<TaskRecord>> {
             created_at,
             started_at,
             finished_at,
+            queued_at,
+            retries_from,
         })
     })())
 }

@@ -19,6 +19,7 @@ pub fn spec(name: &str, tasks: &[&str]) -> WorkflowSpec {
             .iter()
             .map(|task| TaskSpec::new(*task, format!("{name}:{task}")))
             .collect(),
+        on_failure: None,
     }
 }
 
@@ -53,6 +54,8 @@ pub fn task_record(run: &RunRecord, position: u32, status: TaskStatus) -> TaskRe
         created_at: 1,
         started_at: None,
         finished_at: None,
+        queued_at: None,
+        retries_from: 0,
     }
 }
 
@@ -145,6 +148,42 @@ pub async fn unfinished_runs_are_recovered_and_finished_ones_are_not(store: Arc<
         store.run(Uuid::new_v4(), done.id).await.unwrap().is_none(),
         "another tenant sees nothing"
     );
+}
+
+/// A replay reopens a finished run: recovery must load it again, with the retry timing
+/// of its tasks.
+pub async fn a_reopened_run_is_recovered_with_its_retry_timing(store: Arc<dyn Store>) {
+    let (tenant, run) = new_run(store.as_ref()).await;
+    let mut task = task_record(&run, 0, TaskStatus::Completed);
+    store
+        .commit(vec![
+            Mutation::InsertRun(run.clone()),
+            Mutation::SaveTask(task.clone()),
+            Mutation::FinishRun {
+                run_id: run.id,
+                status: RunStatus::Completed,
+                finished_at: 5,
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(store.load_tenant(tenant).await.unwrap().runs.is_empty());
+
+    task.status = TaskStatus::Queued;
+    task.attempt = 1;
+    task.retries_from = 1;
+    task.queued_at = Some(1_000_000);
+    store
+        .commit(vec![
+            Mutation::ReopenRun { run_id: run.id },
+            Mutation::SaveTask(task.clone()),
+        ])
+        .await
+        .unwrap();
+    let snapshot = store.load_tenant(tenant).await.unwrap();
+    assert_eq!(snapshot.runs.len(), 1);
+    assert_eq!(snapshot.runs[0].finished_at, None);
+    assert_eq!(snapshot.tasks, vec![task]);
 }
 
 pub async fn a_saved_task_replaces_the_old_row(store: Arc<dyn Store>) {
@@ -326,6 +365,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!($new_store;
             same_spec_is_a_no_op_and_a_change_is_a_new_version,
             unfinished_runs_are_recovered_and_finished_ones_are_not,
+            a_reopened_run_is_recovered_with_its_retry_timing,
             a_saved_task_replaces_the_old_row,
             history_keeps_its_order,
             tokens_can_be_found_and_revoked,
