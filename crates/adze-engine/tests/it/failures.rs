@@ -5,6 +5,11 @@ use uuid::Uuid;
 
 use super::*;
 
+crate::on_every_backend!(
+    a_replayed_run_is_reopened_in_the_store_and_runs_again,
+    cancel_reaches_the_worker_and_unknown_ids_are_not_found,
+);
+
 fn report(worker: Uuid, task: Uuid, kind: TaskEventKind) -> TaskEvent {
     TaskEvent {
         worker_id: worker,
@@ -16,11 +21,9 @@ fn report(worker: Uuid, task: Uuid, kind: TaskEventKind) -> TaskEvent {
 
 /// Replay of a finished run goes through the store (a finished run leaves the actor's
 /// memory), reopens the run there so a restart finds it, and runs a new attempt.
-#[tokio::test]
-async fn a_replayed_run_is_reopened_in_the_store_and_runs_again() {
-    let dir = tempfile::tempdir().unwrap();
+async fn a_replayed_run_is_reopened_in_the_store_and_runs_again(place: Place) {
     let tenant = Uuid::new_v4();
-    let engine = engine_in(dir.path()).await;
+    let engine = engine_on(&place).await;
     engine
         .put_workflow(tenant, workflow("again"))
         .await
@@ -46,14 +49,14 @@ async fn a_replayed_run_is_reopened_in_the_store_and_runs_again() {
     engine.shutdown().await;
 
     // No worker listens here: the replayed task stays queued through the restart.
-    let engine = engine_in(dir.path()).await;
+    let engine = engine_on(&place).await;
     assert_eq!(
         engine.replay_tasks(tenant, vec![run]).await.unwrap(),
         vec![task]
     );
     engine.shutdown().await;
 
-    let engine = engine_in(dir.path()).await;
+    let engine = engine_on(&place).await;
     let snapshot = engine.run(tenant, run).await.unwrap();
     assert_eq!(snapshot.run.finished_at, None, "reopened in the store");
     assert_eq!(snapshot.tasks[0].status, TaskStatus::Queued);
@@ -72,10 +75,8 @@ async fn a_replayed_run_is_reopened_in_the_store_and_runs_again() {
     engine.shutdown().await;
 }
 
-#[tokio::test]
-async fn cancel_reaches_the_worker_and_unknown_ids_are_not_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine_in(dir.path()).await;
+async fn cancel_reaches_the_worker_and_unknown_ids_are_not_found(place: Place) {
+    let engine = engine_on(&place).await;
     let tenant = Uuid::new_v4();
     engine.put_workflow(tenant, workflow("stop")).await.unwrap();
     let (_, mut stream) = connect_worker(&engine, tenant, 1, "stop:only").await;
