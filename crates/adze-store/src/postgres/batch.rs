@@ -15,10 +15,18 @@ use std::collections::hash_map::Entry;
 
 use adze_core::Millis;
 use deadpool_postgres::GenericClient;
+use futures_util::future::try_join_all;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::errors::from_postgres;
+
+/// Boxes each column for [`write`].
+macro_rules! columns {
+    ($($column:expr),* $(,)?) => {
+        vec![$(Box::new($column) as Box<dyn ToSql + Sync + Send + '_>),*]
+    };
+}
 use crate::records::{run_status_name, to_json};
 use crate::{
     EventRecord, HistoryRecord, LogRecord, Mutation, Result, RunRecord, StoreError, TaskRecord,
@@ -109,16 +117,42 @@ impl<'a> Batch<'a> {
     /// Writes the batch on `client`, which is inside a transaction.
     pub(super) async fn apply(&self, client: &impl GenericClient) -> Result<()> {
         self.check_fences(client).await?;
-        self.insert_tokens(client).await?;
-        self.revoke_tokens(client).await?;
-        self.insert_events(client).await?;
-        self.insert_runs(client).await?;
-        self.save_tasks(client).await?;
-        self.finish_runs(client).await?;
-        self.insert_history(client).await?;
-        self.save_workers(client).await?;
-        self.delete_workers(client).await?;
-        self.insert_logs(client).await
+        let writes: Vec<Write<'_>> = [
+            self.insert_tokens(),
+            self.revoke_tokens(),
+            self.insert_events(),
+            self.insert_runs(),
+            self.save_tasks(),
+            self.finish_runs(),
+            self.insert_history(),
+            self.save_workers(),
+            self.delete_workers(),
+            self.insert_logs(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        // Every statement is parsed before any is sent (after the first group they are
+        // all cached), so the executes go out back to back in one round trip and the
+        // server runs them in the order sent, which is the order above.
+        let mut statements = Vec::with_capacity(writes.len());
+        for write in &writes {
+            statements.push(
+                client
+                    .prepare_cached(write.sql)
+                    .await
+                    .map_err(from_postgres)?,
+            );
+        }
+        let executes = writes.iter().zip(&statements).map(|(write, statement)| {
+            let params = write
+                .params
+                .iter()
+                .map(|column| column.as_ref() as &(dyn ToSql + Sync));
+            client.execute_raw(statement, params)
+        });
+        try_join_all(executes).await.map_err(from_postgres)?;
+        Ok(())
     }
 
     /// Fails unless every fence's owner holds a live lease on its tenant. The lease rows
@@ -153,39 +187,35 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
-    async fn insert_tokens(&self, client: &impl GenericClient) -> Result<()> {
+    fn insert_tokens(&self) -> Option<Write<'_>> {
         let rows = &self.tokens;
         let ids: Vec<Uuid> = rows.iter().map(|token| token.id).collect();
         let tenants: Vec<Uuid> = rows.iter().map(|token| token.tenant_id).collect();
         let created: Vec<i64> = rows.iter().map(|token| token.created_at).collect();
         let expires: Vec<i64> = rows.iter().map(|token| token.expires_at).collect();
         let revoked: Vec<Option<i64>> = rows.iter().map(|token| token.revoked_at).collect();
-        execute(
-            client,
-            rows.len(),
+        write(
+                        rows.len(),
             "INSERT INTO tokens (id, tenant_id, created_at, expires_at, revoked_at)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::bigint[])",
-            &[&ids, &tenants, &created, &expires, &revoked],
+            columns![ids, tenants, created, expires, revoked],
         )
-        .await
     }
 
-    async fn revoke_tokens(&self, client: &impl GenericClient) -> Result<()> {
+    fn revoke_tokens(&self) -> Option<Write<'_>> {
         let rows = &self.revocations.values;
         let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
         let times: Vec<i64> = rows.iter().map(|(_, at)| *at).collect();
-        execute(
-            client,
+        write(
             rows.len(),
             "UPDATE tokens SET revoked_at = r.at
              FROM unnest($1::uuid[], $2::bigint[]) AS r (id, at)
              WHERE tokens.id = r.id AND tokens.revoked_at IS NULL",
-            &[&ids, &times],
+            columns![ids, times],
         )
-        .await
     }
 
-    async fn insert_events(&self, client: &impl GenericClient) -> Result<()> {
+    fn insert_events(&self) -> Option<Write<'_>> {
         let rows = &self.events;
         let ids: Vec<Uuid> = rows.iter().map(|event| event.id).collect();
         let tenants: Vec<Uuid> = rows.iter().map(|event| event.tenant_id).collect();
@@ -197,18 +227,16 @@ impl<'a> Batch<'a> {
             .collect();
         let scopes: Vec<Option<&str>> = rows.iter().map(|event| event.scope.as_deref()).collect();
         let created: Vec<i64> = rows.iter().map(|event| event.created_at).collect();
-        execute(
-            client,
-            rows.len(),
+        write(
+                        rows.len(),
             "INSERT INTO events (id, tenant_id, key, payload, additional_metadata, scope, created_at)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                                   $6::text[], $7::bigint[])",
-            &[&ids, &tenants, &keys, &payloads, &metadata, &scopes, &created],
+            columns![ids, tenants, keys, payloads, metadata, scopes, created],
         )
-        .await
     }
 
-    async fn insert_runs(&self, client: &impl GenericClient) -> Result<()> {
+    fn insert_runs(&self) -> Option<Write<'_>> {
         let rows = &self.runs;
         let ids: Vec<Uuid> = rows.iter().map(|run| run.id).collect();
         let tenants: Vec<Uuid> = rows.iter().map(|run| run.tenant_id).collect();
@@ -222,22 +250,19 @@ impl<'a> Batch<'a> {
         let created: Vec<i64> = rows.iter().map(|run| run.created_at).collect();
         let statuses: Vec<&str> = rows.iter().map(|run| run_status_name(run.status)).collect();
         let finished: Vec<Option<i64>> = rows.iter().map(|run| run.finished_at).collect();
-        execute(
-            client,
+        write(
             rows.len(),
             "INSERT INTO runs (id, tenant_id, workflow_version_id, input, additional_metadata,
                                event_id, created_at, status, finished_at)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
                                   $6::uuid[], $7::bigint[], $8::text[], $9::bigint[])",
-            &[
-                &ids, &tenants, &versions, &inputs, &metadata, &events, &created, &statuses,
-                &finished,
+            columns![
+                ids, tenants, versions, inputs, metadata, events, created, statuses, finished,
             ],
         )
-        .await
     }
 
-    async fn save_tasks(&self, client: &impl GenericClient) -> Result<()> {
+    fn save_tasks(&self) -> Option<Write<'_>> {
         let rows = &self.tasks.values;
         let ids: Vec<Uuid> = rows.iter().map(|task| task.id).collect();
         let runs: Vec<Uuid> = rows.iter().map(|task| task.run_id).collect();
@@ -254,8 +279,7 @@ impl<'a> Batch<'a> {
         let created: Vec<i64> = rows.iter().map(|task| task.created_at).collect();
         let started: Vec<Option<i64>> = rows.iter().map(|task| task.started_at).collect();
         let finished: Vec<Option<i64>> = rows.iter().map(|task| task.finished_at).collect();
-        execute(
-            client,
+        write(
             rows.len(),
             "INSERT INTO tasks (id, run_id, tenant_id, position, name, status, attempt, worker_id,
                                 released, queued_seq, output, error, created_at, started_at,
@@ -272,31 +296,28 @@ impl<'a> Batch<'a> {
                  output = EXCLUDED.output, error = EXCLUDED.error,
                  created_at = EXCLUDED.created_at, started_at = EXCLUDED.started_at,
                  finished_at = EXCLUDED.finished_at",
-            &[
-                &ids, &runs, &tenants, &positions, &names, &statuses, &attempts, &workers,
-                &released, &queued, &outputs, &errors, &created, &started, &finished,
+            columns![
+                ids, runs, tenants, positions, names, statuses, attempts, workers, released,
+                queued, outputs, errors, created, started, finished,
             ],
         )
-        .await
     }
 
-    async fn finish_runs(&self, client: &impl GenericClient) -> Result<()> {
+    fn finish_runs(&self) -> Option<Write<'_>> {
         let rows = &self.finished_runs.values;
         let ids: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
         let statuses: Vec<&str> = rows.iter().map(|(_, status, _)| *status).collect();
         let finished: Vec<i64> = rows.iter().map(|(_, _, at)| *at).collect();
-        execute(
-            client,
+        write(
             rows.len(),
             "UPDATE runs SET status = f.status, finished_at = f.finished_at
              FROM unnest($1::uuid[], $2::text[], $3::bigint[]) AS f (id, status, finished_at)
              WHERE runs.id = f.id",
-            &[&ids, &statuses, &finished],
+            columns![ids, statuses, finished],
         )
-        .await
     }
 
-    async fn insert_history(&self, client: &impl GenericClient) -> Result<()> {
+    fn insert_history(&self) -> Option<Write<'_>> {
         let rows = &self.history;
         let tasks: Vec<Uuid> = rows.iter().map(|entry| entry.task_id).collect();
         let attempts: Vec<i64> = rows.iter().map(|entry| i64::from(entry.attempt)).collect();
@@ -305,8 +326,7 @@ impl<'a> Batch<'a> {
         let workers: Vec<Option<Uuid>> = rows.iter().map(|entry| entry.worker_id).collect();
         let details: Vec<Option<&str>> = rows.iter().map(|entry| entry.detail.as_deref()).collect();
         // ORDER BY ordinality draws the identity values in list order.
-        execute(
-            client,
+        write(
             rows.len(),
             "INSERT INTO task_history (task_id, attempt, at, kind, worker_id, detail)
              SELECT task_id, attempt, at, kind, worker_id, detail
@@ -314,12 +334,11 @@ impl<'a> Batch<'a> {
                          $6::text[]) WITH ORDINALITY
                   AS h (task_id, attempt, at, kind, worker_id, detail, n)
              ORDER BY n",
-            &[&tasks, &attempts, &times, &kinds, &workers, &details],
+            columns![tasks, attempts, times, kinds, workers, details],
         )
-        .await
     }
 
-    async fn save_workers(&self, client: &impl GenericClient) -> Result<()> {
+    fn save_workers(&self) -> Option<Write<'_>> {
         let rows: Vec<&WorkerRecord> = self.workers.values.iter().flatten().copied().collect();
         let ids: Vec<Uuid> = rows.iter().map(|worker| worker.id).collect();
         let tenants: Vec<Uuid> = rows.iter().map(|worker| worker.tenant_id).collect();
@@ -331,8 +350,7 @@ impl<'a> Batch<'a> {
             .collect();
         let paused: Vec<bool> = rows.iter().map(|worker| worker.paused).collect();
         let registered: Vec<i64> = rows.iter().map(|worker| worker.registered_at).collect();
-        execute(
-            client,
+        write(
             rows.len(),
             "INSERT INTO workers (id, tenant_id, name, actions, capacity, paused, registered_at)
              SELECT id, tenant_id, name, actions::jsonb, capacity::jsonb, paused, registered_at
@@ -343,20 +361,11 @@ impl<'a> Batch<'a> {
                  tenant_id = EXCLUDED.tenant_id, name = EXCLUDED.name,
                  actions = EXCLUDED.actions, capacity = EXCLUDED.capacity,
                  paused = EXCLUDED.paused, registered_at = EXCLUDED.registered_at",
-            &[
-                &ids,
-                &tenants,
-                &names,
-                &actions,
-                &capacities,
-                &paused,
-                &registered,
-            ],
+            columns![ids, tenants, names, actions, capacities, paused, registered,],
         )
-        .await
     }
 
-    async fn delete_workers(&self, client: &impl GenericClient) -> Result<()> {
+    fn delete_workers(&self) -> Option<Write<'_>> {
         let ids: Vec<Uuid> = self
             .workers
             .index
@@ -364,50 +373,43 @@ impl<'a> Batch<'a> {
             .filter(|(_, slot)| self.workers.values[**slot].is_none())
             .map(|(id, _)| *id)
             .collect();
-        execute(
-            client,
+        write(
             ids.len(),
             "DELETE FROM workers WHERE id = ANY ($1::uuid[])",
-            &[&ids],
+            columns![ids],
         )
-        .await
     }
 
-    async fn insert_logs(&self, client: &impl GenericClient) -> Result<()> {
+    fn insert_logs(&self) -> Option<Write<'_>> {
         let rows = &self.logs;
         let tasks: Vec<Uuid> = rows.iter().map(|log| log.task_id).collect();
         let tenants: Vec<Uuid> = rows.iter().map(|log| log.tenant_id).collect();
         let times: Vec<i64> = rows.iter().map(|log| log.at).collect();
         let levels: Vec<Option<&str>> = rows.iter().map(|log| log.level.as_deref()).collect();
         let messages: Vec<&str> = rows.iter().map(|log| log.message.as_str()).collect();
-        execute(
-            client,
+        write(
             rows.len(),
             "INSERT INTO logs (task_id, tenant_id, at, level, message)
              SELECT task_id, tenant_id, at, level, message
              FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[])
                   WITH ORDINALITY AS l (task_id, tenant_id, at, level, message, n)
              ORDER BY n",
-            &[&tasks, &tenants, &times, &levels, &messages],
+            columns![tasks, tenants, times, levels, messages],
         )
-        .await
     }
 }
 
-/// Runs one batched statement, or nothing when the batch has no rows of its kind.
-async fn execute(
-    client: &impl GenericClient,
+/// One batched statement and its columns, each an array with a value per row.
+struct Write<'a> {
+    sql: &'static str,
+    params: Vec<Box<dyn ToSql + Sync + Send + 'a>>,
+}
+
+/// The statement, or none when the batch has no rows of its kind.
+fn write<'a>(
     rows: usize,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<()> {
-    if rows == 0 {
-        return Ok(());
-    }
-    let statement = client.prepare_cached(sql).await.map_err(from_postgres)?;
-    client
-        .execute(&statement, params)
-        .await
-        .map_err(from_postgres)?;
-    Ok(())
+    sql: &'static str,
+    params: Vec<Box<dyn ToSql + Sync + Send + 'a>>,
+) -> Option<Write<'a>> {
+    (rows > 0).then_some(Write { sql, params })
 }

@@ -29,7 +29,7 @@ async fn task_lifecycles_through_group_commit() {
         .and_then(|runs| runs.parse().ok())
         .unwrap_or(20);
     println!("committers  tasks/run  commits/s  rows/s  tasks/s");
-    for (committers, tasks_per_run) in [(1, 1), (16, 1), (128, 1), (16, 50), (64, 50)] {
+    for (committers, tasks_per_run) in [(1, 1), (16, 1), (128, 1), (1, 500), (16, 50), (64, 50)] {
         let tenant = Uuid::new_v4();
         let version = store
             .put_workflow(tenant, spec("wf", &["a"]))
