@@ -57,13 +57,17 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
-/// A database error's own message where there is one: the crate's `Display` says only
-/// "db error".
-fn postgres_message(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => db.to_string(),
-        None => error.to_string(),
+/// A PostgreSQL error with its causes: the driver's own `Display` names only the kind
+/// ("db error", "error connecting to server").
+pub(crate) fn postgres_message(error: &tokio_postgres::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        cause = inner.source();
     }
+    message
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -7,11 +7,11 @@ use std::error::Error as _;
 use deadpool_postgres::{PoolError, TimeoutType};
 use tokio_postgres::error::SqlState;
 
-use crate::StoreError;
+use crate::{StoreError, postgres_message};
 
 pub(super) fn from_postgres(error: tokio_postgres::Error) -> StoreError {
     if lost_connection(&error) {
-        StoreError::Unavailable(error.to_string())
+        StoreError::Unavailable(postgres_message(&error))
     } else {
         StoreError::Postgres(error)
     }

@@ -34,7 +34,7 @@ use self::committer::Committer;
 use self::errors::{from_pool, from_postgres};
 use crate::{
     HistoryRecord, Mutation, PutWorkflowOutcome, Result, RunRecord, Store, StoreError, TaskRecord,
-    TenantSnapshot, TokenRecord, WorkflowVersionRecord,
+    TenantSnapshot, TokenRecord, WorkflowVersionRecord, postgres_message,
 };
 
 /// How to reach the database and how many connections to keep.
@@ -109,10 +109,9 @@ pub async fn migrate(url: &str) -> Result<Vec<i64>> {
 }
 
 fn pool(config: &PgConfig) -> Result<Pool> {
-    let mut connection: ConnectionConfig = config
-        .url
-        .parse()
-        .map_err(|error| StoreError::Config(format!("database url: {error}")))?;
+    let mut connection: ConnectionConfig = config.url.parse().map_err(|error| {
+        StoreError::Config(format!("database url: {}", postgres_message(&error)))
+    })?;
     if connection.get_application_name().is_none() {
         connection.application_name("adze");
     }

@@ -288,12 +288,9 @@ async fn a_database_that_refuses_connections_is_unavailable_at_once() {
         "postgres://postgres@127.0.0.1:{port}/adze"
     ))))
     .await;
-    assert!(
-        matches!(outcome, Err(StoreError::Unavailable(_))),
-        "{:?}",
-        outcome.err()
-    );
-    println!("connection refused: unavailable in {:?}", started.elapsed());
+    let error = outcome.err().expect("nothing listens there");
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    println!("connection refused in {:?}: {error}", started.elapsed());
 }
 
 /// The server ends every connection of the store (as a restart does): calls fail as
@@ -332,4 +329,48 @@ async fn the_pool_replaces_connections_the_server_ended() {
     };
     assert_eq!(versions.len(), 1);
     println!("after {ended} connections ended: {unavailable} calls unavailable, then healed");
+}
+
+/// While the database is down every call fails at once as unavailable (none hangs); once
+/// it is back the same store carries on without being reopened.
+#[tokio::test]
+async fn while_the_database_is_down_calls_fail_fast_and_then_the_store_carries_on() {
+    let Some(cluster) = adze_testdb::own_cluster().await else {
+        return;
+    };
+    let store = PgStore::connect(PgConfig::new(cluster.url()))
+        .await
+        .unwrap();
+    let tenant = Uuid::new_v4();
+    let version = store
+        .put_workflow(tenant, spec("wf", &["a"]))
+        .await
+        .unwrap()
+        .version;
+    cluster.stop().await.unwrap();
+    let started = Instant::now();
+    let read = answers(store.workflow_versions(tenant)).await;
+    assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
+    let run = run_record(tenant, version.id);
+    let commit = answers(store.commit(vec![Mutation::InsertRun(run.clone())])).await;
+    assert!(
+        matches!(commit, Err(StoreError::Unavailable(_))),
+        "{commit:?}"
+    );
+    println!(
+        "database down: two calls unavailable in {:?}",
+        started.elapsed()
+    );
+
+    cluster.start().await.unwrap();
+    let mut unavailable = 0;
+    loop {
+        match answers(store.commit(vec![Mutation::InsertRun(run.clone())])).await {
+            Ok(()) => break,
+            Err(StoreError::Unavailable(_)) if unavailable < 3 => unavailable += 1,
+            Err(error) => panic!("the store did not recover: {error:?}"),
+        }
+    }
+    assert!(store.run(tenant, run.id).await.unwrap().is_some());
+    println!("database back: {unavailable} calls unavailable, then served");
 }
