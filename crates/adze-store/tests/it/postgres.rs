@@ -14,23 +14,35 @@ use adze_store::*;
 use adze_testdb::{TestDatabase, fresh_database};
 use uuid::Uuid;
 
-use crate::conformance::{Fixture, run_record, spec, task_record};
+use crate::conformance::{Fixture, new_run, run_record, spec, task_record};
 
 async fn fresh() -> Option<Fixture> {
     let database = fresh_database().await?;
-    let store = PgStore::connect(PgConfig::new(&database.url))
-        .await
-        .unwrap();
     Some(Fixture {
-        store: Arc::new(store),
+        store: store_on(&database).await,
         _resources: Box::new(database),
     })
+}
+
+pub async fn store_on(database: &TestDatabase) -> Arc<PgStore> {
+    Arc::new(
+        PgStore::connect(PgConfig::new(&database.url))
+            .await
+            .unwrap(),
+    )
 }
 
 mod suite {
     use super::fresh;
 
     crate::store_conformance!(fresh().await);
+}
+
+/// A read and a commit, for tests of how calls fail.
+async fn read_and_commit(store: &PgStore) -> [Result<()>; 2] {
+    let read = answers(store.run(Uuid::new_v4(), Uuid::new_v4())).await;
+    let commit = answers(store.commit(vec![Mutation::DeleteWorker(Uuid::new_v4())])).await;
+    [read.map(drop), commit]
 }
 
 /// A guard against hanging: the calls under test must answer well within this.
@@ -117,24 +129,16 @@ async fn a_bad_commit_among_many_merged_ones_fails_alone_and_whole() {
     let Some(database) = fresh_database().await else {
         return;
     };
-    let store = Arc::new(
-        PgStore::connect(PgConfig::new(&database.url))
-            .await
-            .unwrap(),
-    );
-    let tenant = Uuid::new_v4();
-    let version = store
-        .put_workflow(tenant, spec("wf", &["a", "b"]))
-        .await
-        .unwrap()
-        .version;
+    let store = store_on(&database).await;
+    let (tenant, first_run) = new_run(store.as_ref()).await;
+    let version = first_run.workflow_version_id;
     let transactions_before = committed_transactions(&database).await;
     let callers = 300;
     let bad_caller = 150;
     let mut commits = tokio::task::JoinSet::new();
     for caller in 0..callers {
         let store = store.clone();
-        let run = run_record(tenant, version.id);
+        let run = run_record(tenant, version);
         commits.spawn(async move {
             let mut mutations = vec![Mutation::InsertRun(run.clone())];
             for position in 0..2 {
@@ -150,7 +154,7 @@ async fn a_bad_commit_among_many_merged_ones_fails_alone_and_whole() {
                 mutations.push(Mutation::SaveTask(task));
             }
             if caller == bad_caller {
-                let missing = run_record(tenant, version.id);
+                let missing = run_record(tenant, version);
                 mutations.push(Mutation::SaveTask(task_record(
                     &missing,
                     0,
@@ -207,13 +211,7 @@ async fn a_saved_task_written_twice_in_one_commit_keeps_the_last_write() {
     let Some(Fixture { store, _resources }) = fresh().await else {
         return;
     };
-    let tenant = Uuid::new_v4();
-    let version = store
-        .put_workflow(tenant, spec("wf", &["a"]))
-        .await
-        .unwrap()
-        .version;
-    let run = run_record(tenant, version.id);
+    let (tenant, run) = new_run(store.as_ref()).await;
     let queued = task_record(&run, 0, TaskStatus::Queued);
     let mut running = queued.clone();
     running.status = TaskStatus::Running;
@@ -259,12 +257,13 @@ async fn an_exhausted_pool_answers_exhausted_at_once() {
     .unwrap();
     let held = store.pool().get().await.unwrap();
     let started = Instant::now();
-    let read = answers(store.run(Uuid::new_v4(), Uuid::new_v4())).await;
-    assert!(matches!(read, Err(StoreError::Exhausted(_))), "{read:?}");
-    let commit = answers(store.commit(vec![Mutation::DeleteWorker(Uuid::new_v4())])).await;
+    let outcomes = read_and_commit(&store).await;
     assert!(
-        matches!(commit, Err(StoreError::Exhausted(_))),
-        "{commit:?}"
+        matches!(
+            outcomes,
+            [Err(StoreError::Exhausted(_)), Err(StoreError::Exhausted(_))]
+        ),
+        "{outcomes:?}"
     );
     println!(
         "exhausted pool: two calls refused in {:?}",
@@ -341,21 +340,19 @@ async fn while_the_database_is_down_calls_fail_fast_and_then_the_store_carries_o
     let store = PgStore::connect(PgConfig::new(cluster.url()))
         .await
         .unwrap();
-    let tenant = Uuid::new_v4();
-    let version = store
-        .put_workflow(tenant, spec("wf", &["a"]))
-        .await
-        .unwrap()
-        .version;
+    let (tenant, run) = new_run(&store).await;
     cluster.stop().await.unwrap();
     let started = Instant::now();
-    let read = answers(store.workflow_versions(tenant)).await;
-    assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
-    let run = run_record(tenant, version.id);
-    let commit = answers(store.commit(vec![Mutation::InsertRun(run.clone())])).await;
+    let outcomes = read_and_commit(&store).await;
     assert!(
-        matches!(commit, Err(StoreError::Unavailable(_))),
-        "{commit:?}"
+        matches!(
+            outcomes,
+            [
+                Err(StoreError::Unavailable(_)),
+                Err(StoreError::Unavailable(_))
+            ]
+        ),
+        "{outcomes:?}"
     );
     println!(
         "database down: two calls unavailable in {:?}",
