@@ -37,6 +37,11 @@ use crate::{
     TenantSnapshot, TokenRecord, WorkflowVersionRecord, postgres_message,
 };
 
+/// How long a silent connection is trusted.
+const DEAD_CONNECTION: Duration = Duration::from_secs(30);
+/// tokio-postgres's default, two hours: seeing it means the URL did not choose one.
+const DRIVER_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+
 /// How to reach the database and how many connections to keep.
 #[derive(Debug, Clone)]
 pub struct PgConfig {
@@ -114,6 +119,15 @@ fn pool(config: &PgConfig) -> Result<Pool> {
     })?;
     if connection.get_application_name().is_none() {
         connection.application_name("adze");
+    }
+    // A database host that vanishes without closing its sockets would otherwise leave a
+    // call waiting for minutes: give up on unacknowledged data, and probe idle
+    // connections, after [`DEAD_CONNECTION`], unless the URL says otherwise.
+    if connection.get_tcp_user_timeout().is_none() {
+        connection.tcp_user_timeout(DEAD_CONNECTION);
+    }
+    if connection.get_keepalives_idle() == DRIVER_KEEPALIVES_IDLE {
+        connection.keepalives_idle(DEAD_CONNECTION);
     }
     let manager = Manager::from_config(
         connection,
