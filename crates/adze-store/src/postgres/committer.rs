@@ -20,7 +20,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::batch::Batch;
-use super::errors::{from_pool, from_postgres};
+use super::errors::{forget_idle_after_loss, from_pool, from_postgres};
 use crate::{Mutation, Result, StoreError};
 
 /// Groups written at once.
@@ -66,6 +66,7 @@ async fn commit_loop(pool: Pool, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>)
             Ok(outcomes) => outcomes,
             Err(error) => {
                 tracing::error!(%error, callers = group.len(), "postgres group commit failed");
+                forget_idle_after_loss(&pool, &error);
                 group.iter().map(|_| Err(for_each_caller(&error))).collect()
             }
         };

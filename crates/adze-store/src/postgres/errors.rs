@@ -4,7 +4,7 @@
 
 use std::error::Error as _;
 
-use deadpool_postgres::{PoolError, TimeoutType};
+use deadpool_postgres::{Pool, PoolError, TimeoutType};
 use tokio_postgres::error::SqlState;
 
 use crate::{StoreError, postgres_message};
@@ -50,4 +50,17 @@ fn lost_connection(error: &tokio_postgres::Error) -> bool {
     error
         .source()
         .is_some_and(|source| source.is::<std::io::Error>())
+}
+
+/// A server restart ends every connection, but a pooled one only shows it is closed once
+/// its driver has read the end: after one call lost its connection, the idle ones are
+/// dropped so the next calls connect afresh instead of each failing on a dead one.
+pub(super) fn forget_idle_after_loss(pool: &Pool, error: &StoreError) {
+    if matches!(error, StoreError::Unavailable(_)) {
+        let forgotten = pool.retain(|_, _| false).removed.len();
+        tracing::warn!(
+            forgotten,
+            "database connection lost, idle connections dropped"
+        );
+    }
 }
