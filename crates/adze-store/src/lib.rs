@@ -45,6 +45,9 @@ pub enum StoreError {
     Config(String),
     #[error("commit failed: {0}")]
     Commit(String),
+    /// A commit's [`Mutation::Fence`] found its replica no longer owns the tenant.
+    #[error("{0}")]
+    Fenced(String),
     #[error("the store is closed")]
     Closed,
     #[error(

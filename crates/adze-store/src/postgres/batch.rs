@@ -179,7 +179,7 @@ impl<'a> Batch<'a> {
             .await
             .map_err(from_postgres)?;
         if held.len() != rows.len() {
-            return Err(StoreError::Commit(
+            return Err(StoreError::Fenced(
                 "this replica no longer holds the tenant's lease; another replica owns it now"
                     .into(),
             ));

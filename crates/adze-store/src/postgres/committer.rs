@@ -131,10 +131,11 @@ async fn commit_group(pool: &Pool, group: &[Job]) -> Result<Vec<Result<()>>> {
     Ok(outcomes)
 }
 
-/// Whether the failure came from the rows written (a constraint, a bad value) rather
-/// than from the database or the connection, which would fail every caller alike.
+/// Whether the failure came from the rows written (a constraint, a bad value, a lease
+/// lost by the caller's replica) rather than from the database or the connection, which
+/// would fail every caller alike.
 fn is_one_callers_fault(error: &StoreError) -> bool {
-    matches!(error, StoreError::Postgres(_))
+    matches!(error, StoreError::Postgres(_) | StoreError::Fenced(_))
 }
 
 /// The group's failure as each of its callers hears it.

@@ -371,3 +371,46 @@ async fn while_the_database_is_down_calls_fail_fast_and_then_the_store_carries_o
     assert!(store.run(tenant, run.id).await.unwrap().is_some());
     println!("database back: {unavailable} calls unavailable, then served");
 }
+
+/// Replicas fence every commit with their tenant's lease. In a group merged from many
+/// tenants' commits, the one whose lease is gone fails alone.
+#[tokio::test]
+async fn a_commit_without_its_lease_fails_alone_among_others() {
+    let Some(Fixture { store, _resources }) = fresh().await else {
+        return;
+    };
+    let mut commits = tokio::task::JoinSet::new();
+    for caller in 0..100 {
+        let store = store.clone();
+        commits.spawn(async move {
+            let (tenant, run) = new_run(store.as_ref()).await;
+            let mut mutations = vec![Mutation::InsertRun(run.clone())];
+            if caller == 50 {
+                // No replica holds a lease on this tenant.
+                mutations.insert(
+                    0,
+                    Mutation::Fence {
+                        tenant_id: tenant,
+                        owner: Uuid::new_v4(),
+                    },
+                );
+            }
+            let outcome = store.commit(mutations).await;
+            let stored = store.run(tenant, run.id).await.unwrap().is_some();
+            (caller, outcome, stored)
+        });
+    }
+    let mut fenced = Vec::new();
+    while let Some(joined) = commits.join_next().await {
+        let (caller, outcome, stored) = joined.unwrap();
+        match outcome {
+            Ok(()) => assert!(stored, "caller {caller}'s run"),
+            Err(error) => {
+                assert!(matches!(error, StoreError::Fenced(_)), "{error:?}");
+                assert!(!stored, "a fenced commit wrote nothing");
+                fenced.push(caller);
+            }
+        }
+    }
+    assert_eq!(fenced, vec![50]);
+}
