@@ -1,8 +1,10 @@
 //! A list of mutations written as one statement per kind: rows travel as arrays and
-//! `unnest` turns them back into rows, so a thousand task updates cost one round trip.
+//! `unnest` turns them back into rows, so a thousand task updates are one statement, and
+//! all of a batch's statements go out in one round trip.
 //!
 //! Applying kind by kind instead of in list order gives the same result as applying the
 //! list in order, because of how the kinds relate:
+//! - fences are checked before anything is written;
 //! - kinds run in dependency order: tokens before their revocation, runs before their
 //!   tasks (a foreign key) and before they finish;
 //! - a row written twice keeps its last write (a task or worker is always written whole,
@@ -20,6 +22,11 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::errors::from_postgres;
+use crate::records::{run_status_name, to_json};
+use crate::{
+    EventRecord, HistoryRecord, LogRecord, Mutation, Result, RunRecord, StoreError, TaskRecord,
+    TokenRecord, WorkerRecord,
+};
 
 /// Boxes each column for [`write`].
 macro_rules! columns {
@@ -27,11 +34,6 @@ macro_rules! columns {
         vec![$(Box::new($column) as Box<dyn ToSql + Sync + Send + '_>),*]
     };
 }
-use crate::records::{run_status_name, to_json};
-use crate::{
-    EventRecord, HistoryRecord, LogRecord, Mutation, Result, RunRecord, StoreError, TaskRecord,
-    TokenRecord, WorkerRecord,
-};
 
 /// The mutations of a list, sorted by kind, duplicates folded.
 #[derive(Default)]
