@@ -208,7 +208,10 @@ pub fn store_error(error: StoreError) -> Error {
     tracing::error!(%error, "store failure");
     match error {
         StoreError::Closed => Error::unavailable("the engine is shutting down"),
-        StoreError::Unavailable(_) => Error::unavailable(format!("{error}; retry")),
+        // A lost lease passes: the replica that took the tenant over serves the retry.
+        StoreError::Unavailable(_) | StoreError::Fenced(_) => {
+            Error::unavailable(format!("{error}; retry"))
+        }
         StoreError::Exhausted(_) => Error::exhausted(format!("{error}; retry")),
         other => Error::internal(format!("storage failure: {other}")),
     }

@@ -45,6 +45,9 @@ pub enum StoreError {
     Config(String),
     #[error("commit failed: {0}")]
     Commit(String),
+    /// A commit's [`Mutation::Fence`] found its replica no longer owns the tenant.
+    #[error("{0}")]
+    Fenced(String),
     #[error("the store is closed")]
     Closed,
     #[error(
@@ -57,13 +60,17 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
-/// A database error's own message where there is one: the crate's `Display` says only
-/// "db error".
-fn postgres_message(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => db.to_string(),
-        None => error.to_string(),
+/// A PostgreSQL error with its causes: the driver's own `Display` names only the kind
+/// ("db error", "error connecting to server").
+pub(crate) fn postgres_message(error: &tokio_postgres::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        cause = inner.source();
     }
+    message
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -61,25 +61,39 @@ pub struct WorkflowVersionRecord {
     pub created_at: Millis,
 }
 
-impl WorkflowVersionRecord {
-    /// The version that follows `latest` (the first one when there is none).
-    pub(crate) fn after(latest: Option<&Self>, tenant: TenantId, spec: WorkflowSpec) -> Self {
-        Self {
-            id: Uuid::now_v7(),
-            workflow_id: latest.map_or_else(Uuid::now_v7, |v| v.workflow_id),
-            tenant_id: tenant,
-            number: latest.map_or(1, |v| v.number + 1),
-            created_at: now_millis(),
-            spec,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PutWorkflowOutcome {
     pub version: WorkflowVersionRecord,
     /// False when the spec equalled the latest version and nothing was written.
     pub created: bool,
+}
+
+impl PutWorkflowOutcome {
+    /// What registering `spec` comes to, given the workflow's latest version: that version
+    /// again if the spec is unchanged, else the next one, which the backend then stores.
+    pub(crate) fn after(
+        latest: Option<WorkflowVersionRecord>,
+        tenant: TenantId,
+        spec: WorkflowSpec,
+    ) -> Self {
+        match latest {
+            Some(latest) if latest.spec == spec => Self {
+                version: latest,
+                created: false,
+            },
+            latest => Self {
+                version: WorkflowVersionRecord {
+                    id: Uuid::now_v7(),
+                    workflow_id: latest.as_ref().map_or_else(Uuid::now_v7, |v| v.workflow_id),
+                    tenant_id: tenant,
+                    number: latest.as_ref().map_or(1, |v| v.number + 1),
+                    created_at: now_millis(),
+                    spec,
+                },
+                created: true,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

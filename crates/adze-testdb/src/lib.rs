@@ -6,8 +6,9 @@
 //! ## Layout
 //! - [`server`]: finding a server: `ADZE_TEST_DATABASE_URL`, else the local one at
 //!   127.0.0.1:5432, else a throwaway cluster
-//! - [`throwaway`]: a cluster of our own, made with the installed PostgreSQL binaries
-//!   and reused by later test processes
+//! - [`throwaway`]: clusters of our own, made with the installed PostgreSQL binaries:
+//!   one shared and reused by later test processes, or a [`Cluster`] for one test to
+//!   stop and start
 //!
 //! When no server can be had the tests skip, saying so loudly on stderr; with `CI=true`
 //! they fail instead, so a CI run never passes by skipping them.
@@ -18,6 +19,8 @@ mod server;
 mod throwaway;
 
 use std::io::Write;
+
+pub use throwaway::Cluster;
 
 /// A database created for one test, dropped when the value is.
 pub struct TestDatabase {
@@ -51,6 +54,15 @@ pub async fn fresh_database() -> Option<TestDatabase> {
     }
 }
 
+/// A cluster of the caller's own, for tests that stop and restart the database; `None`
+/// (after a loud message, or a panic on CI) when none can be made.
+pub async fn own_cluster() -> Option<Cluster> {
+    match Cluster::create().await {
+        Ok(cluster) => Some(cluster),
+        Err(reason) => no_database(&reason),
+    }
+}
+
 /// [`fresh_database`] for code outside an async runtime (it must not be called inside one).
 pub fn fresh_database_blocking() -> Option<TestDatabase> {
     tokio::runtime::Builder::new_current_thread()
@@ -75,7 +87,7 @@ async fn create(server_url: &str) -> Result<TestDatabase, String> {
     })
 }
 
-fn no_database(reason: &str) -> Option<TestDatabase> {
+fn no_database<T>(reason: &str) -> Option<T> {
     let message = format!(
         "no PostgreSQL for the tests: {reason}\n\
          set ADZE_TEST_DATABASE_URL, run a server at 127.0.0.1:5432 (user postgres, trust), \

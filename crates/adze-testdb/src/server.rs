@@ -42,12 +42,12 @@ async fn discover() -> Result<String, String> {
 pub(crate) async fn connect(url: &str) -> Result<Client, String> {
     let mut config: Config = url
         .parse()
-        .map_err(|error| format!("database url {url:?}: {error}"))?;
+        .map_err(|error| format!("database url {url:?}: {error:?}"))?;
     config.connect_timeout(Duration::from_secs(3));
     let (client, connection) = config
         .connect(NoTls)
         .await
-        .map_err(|error| format!("connecting to {url}: {error}"))?;
+        .map_err(|error| format!("connecting to {url}: {error:?}"))?;
     tokio::spawn(async move {
         let _ = connection.await;
     });

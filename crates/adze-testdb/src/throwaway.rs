@@ -1,6 +1,7 @@
-//! A throwaway PostgreSQL cluster for machines without a server: made with the installed
-//! `initdb` and `pg_ctl` in the temp directory, on a free port, and left running so later
-//! test processes reuse it (its port is kept in a file beside it).
+//! Throwaway PostgreSQL clusters, made with the installed `initdb` and `pg_ctl` in the
+//! temp directory on a free port. The shared one serves machines without a server and is
+//! left running so later test processes reuse it (its port is kept in a file beside it);
+//! a test that restarts its database gets a [`Cluster`] of its own.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ const SERVER_USER: &str = "postgres";
 /// How long a lock left by a process that died is honoured.
 const STALE_LOCK: Duration = Duration::from_secs(120);
 
-/// The URL of the throwaway cluster's maintenance database, started if need be.
+/// The URL of the shared throwaway cluster's maintenance database, started if need be.
 pub(crate) async fn start() -> Result<String, String> {
     let dir = std::env::temp_dir().join("adze-testdb-cluster");
     std::fs::create_dir_all(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
@@ -24,41 +25,127 @@ pub(crate) async fn start() -> Result<String, String> {
     if let Some(url) = running(&dir).await {
         return Ok(url);
     }
-    let binaries = binaries()?;
-    let as_root = std::fs::metadata("/proc/self").is_ok_and(|me| me.uid() == 0);
-    if as_root {
-        run(Command::new("chown").arg(SERVER_USER).arg(&dir), false).await?;
-    }
-    let data = dir.join("data");
-    if !data.join("PG_VERSION").exists() {
-        let _ = std::fs::remove_dir_all(&data);
-        let mut initdb = command(&binaries.join("initdb"), as_root);
-        initdb
-            .arg("--pgdata")
-            .arg(&data)
-            .args(["--username=postgres", "--auth=trust", "--encoding=UTF8"])
-            .arg("--no-sync");
-        run(&mut initdb, true).await?;
-    }
-    let port = free_port()?;
-    let mut pg_ctl = command(&binaries.join("pg_ctl"), as_root);
-    pg_ctl
-        .arg("--pgdata")
-        .arg(&data)
-        .arg("--log")
-        .arg(dir.join("server.log"))
-        .args(["--wait", "--timeout=60", "-o"])
-        .arg(format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1",
-            dir.display()
-        ))
-        .arg("start");
-    run(&mut pg_ctl, true).await?;
-    std::fs::write(dir.join("port"), port.to_string())
+    let cluster = Cluster::init(dir).await?;
+    cluster.start().await?;
+    std::fs::write(cluster.dir.join("port"), cluster.port.to_string())
         .map_err(|error| format!("writing the cluster's port: {error}"))?;
-    let url = url(port);
-    server::connect(&url).await?;
-    Ok(url)
+    Ok(cluster.url())
+}
+
+/// A cluster of one test's own, which it may stop and start again (a database restart)
+/// without disturbing other tests. Stopped and removed when dropped.
+pub struct Cluster {
+    dir: PathBuf,
+    port: u16,
+    binaries: PathBuf,
+    as_root: bool,
+    owned: bool,
+}
+
+impl Cluster {
+    /// Makes and starts a new cluster in a directory of its own.
+    pub(crate) async fn create() -> Result<Self, String> {
+        let dir =
+            std::env::temp_dir().join(format!("adze-testdb-own-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
+        let mut cluster = Self::init(dir).await?;
+        cluster.owned = true;
+        cluster.start().await?;
+        Ok(cluster)
+    }
+
+    /// Prepares a data directory in `dir` (unless it has one) and picks a free port.
+    async fn init(dir: PathBuf) -> Result<Self, String> {
+        let as_root = std::fs::metadata("/proc/self").is_ok_and(|me| me.uid() == 0);
+        if as_root {
+            run(Command::new("chown").arg(SERVER_USER).arg(&dir), false).await?;
+        }
+        let cluster = Self {
+            port: free_port()?,
+            binaries: binaries()?,
+            as_root,
+            owned: false,
+            dir,
+        };
+        let data = cluster.data();
+        if !data.join("PG_VERSION").exists() {
+            let _ = std::fs::remove_dir_all(&data);
+            let mut initdb = cluster.command("initdb");
+            initdb
+                .arg("--pgdata")
+                .arg(&data)
+                .args(["--username=postgres", "--auth=trust", "--encoding=UTF8"])
+                .arg("--no-sync");
+            run(&mut initdb, true).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// The URL of the cluster's maintenance database.
+    pub fn url(&self) -> String {
+        url(self.port)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub async fn start(&self) -> Result<(), String> {
+        let mut pg_ctl = self.command("pg_ctl");
+        pg_ctl
+            .arg("--pgdata")
+            .arg(self.data())
+            .arg("--log")
+            .arg(self.dir.join("server.log"))
+            .args(["--wait", "--timeout=60", "-o"])
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1",
+                self.port,
+                self.dir.display()
+            ))
+            .arg("start");
+        run(&mut pg_ctl, true).await?;
+        server::connect(&self.url()).await.map(drop)
+    }
+
+    /// Stops the server the way an operator's restart does: sessions are ended, not
+    /// waited for.
+    pub async fn stop(&self) -> Result<(), String> {
+        let mut pg_ctl = self.command("pg_ctl");
+        pg_ctl
+            .arg("--pgdata")
+            .arg(self.data())
+            .args(["--mode=fast", "--wait", "stop"]);
+        run(&mut pg_ctl, true).await
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let program = self.binaries.join(program);
+        if self.as_root {
+            let mut command = Command::new("runuser");
+            command.args(["-u", SERVER_USER, "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
+        let mut pg_ctl = self.command("pg_ctl").into_std();
+        let _ = pg_ctl
+            .arg("--pgdata")
+            .arg(self.data())
+            .args(["--mode=immediate", "--wait", "stop"])
+            .stdin(Stdio::null())
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The URL of a cluster an earlier process started, if it still answers.
@@ -90,16 +177,6 @@ fn binaries() -> Result<PathBuf, String> {
         .max_by_key(|(version, _)| *version)
         .map(|(_, bin)| bin)
         .ok_or_else(|| "no initdb under /usr/lib/postgresql/*/bin".to_owned())
-}
-
-fn command(program: &Path, as_root: bool) -> Command {
-    if as_root {
-        let mut command = Command::new("runuser");
-        command.args(["-u", SERVER_USER, "--"]).arg(program);
-        command
-    } else {
-        Command::new(program)
-    }
 }
 
 /// Runs a command to its end; the server it may start logs to its own file, so the

@@ -1,8 +1,10 @@
 //! A list of mutations written as one statement per kind: rows travel as arrays and
-//! `unnest` turns them back into rows, so a thousand task updates cost one round trip.
+//! `unnest` turns them back into rows, so a thousand task updates are one statement, and
+//! all of a batch's statements go out in one round trip.
 //!
 //! Applying kind by kind instead of in list order gives the same result as applying the
 //! list in order, because of how the kinds relate:
+//! - fences are checked before anything is written;
 //! - kinds run in dependency order: tokens before their revocation, runs before their
 //!   tasks (a foreign key) and before they finish;
 //! - a row written twice keeps its last write (a task or worker is always written whole,
@@ -16,6 +18,7 @@ use std::collections::hash_map::Entry;
 use adze_core::Millis;
 use adze_core::state::RunStatus;
 use deadpool_postgres::GenericClient;
+use futures_util::future::try_join_all;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -25,6 +28,13 @@ use crate::{
     EventRecord, HistoryRecord, LogRecord, Mutation, Result, RunRecord, StoreError, TaskRecord,
     TokenRecord, WorkerRecord,
 };
+
+/// Boxes each column for [`write`].
+macro_rules! columns {
+    ($($column:expr),* $(,)?) => {
+        vec![$(Box::new($column) as Box<dyn ToSql + Sync + Send + '_>),*]
+    };
+}
 
 /// The mutations of a list, sorted by kind, duplicates folded.
 #[derive(Default)]
@@ -116,16 +126,42 @@ impl<'a> Batch<'a> {
     /// Writes the batch on `client`, which is inside a transaction.
     pub(super) async fn apply(&self, client: &impl GenericClient) -> Result<()> {
         self.check_fences(client).await?;
-        self.insert_tokens(client).await?;
-        self.revoke_tokens(client).await?;
-        self.insert_events(client).await?;
-        self.insert_runs(client).await?;
-        self.save_tasks(client).await?;
-        self.finish_runs(client).await?;
-        self.insert_history(client).await?;
-        self.save_workers(client).await?;
-        self.delete_workers(client).await?;
-        self.insert_logs(client).await
+        let writes: Vec<Write<'_>> = [
+            self.insert_tokens(),
+            self.revoke_tokens(),
+            self.insert_events(),
+            self.insert_runs(),
+            self.save_tasks(),
+            self.finish_runs(),
+            self.insert_history(),
+            self.save_workers(),
+            self.delete_workers(),
+            self.insert_logs(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        // Every statement is parsed before any is sent (after the first group they are
+        // all cached), so the executes go out back to back in one round trip and the
+        // server runs them in the order sent, which is the order above.
+        let mut statements = Vec::with_capacity(writes.len());
+        for write in &writes {
+            statements.push(
+                client
+                    .prepare_cached(write.sql)
+                    .await
+                    .map_err(from_postgres)?,
+            );
+        }
+        let executes = writes.iter().zip(&statements).map(|(write, statement)| {
+            let params = write
+                .params
+                .iter()
+                .map(|column| column.as_ref() as &(dyn ToSql + Sync));
+            client.execute_raw(statement, params)
+        });
+        try_join_all(executes).await.map_err(from_postgres)?;
+        Ok(())
     }
 
     /// Fails unless every fence's owner holds a live lease on its tenant. The lease rows
@@ -152,7 +188,7 @@ impl<'a> Batch<'a> {
             .await
             .map_err(from_postgres)?;
         if held.len() != rows.len() {
-            return Err(StoreError::Commit(
+            return Err(StoreError::Fenced(
                 "this replica no longer holds the tenant's lease; another replica owns it now"
                     .into(),
             ));
@@ -160,39 +196,35 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
-    async fn insert_tokens(&self, client: &impl GenericClient) -> Result<()> {
+    fn insert_tokens(&self) -> Option<Write<'_>> {
         let rows = &self.tokens;
         let ids: Vec<Uuid> = rows.iter().map(|token| token.id).collect();
         let tenants: Vec<Uuid> = rows.iter().map(|token| token.tenant_id).collect();
         let created: Vec<i64> = rows.iter().map(|token| token.created_at).collect();
         let expires: Vec<i64> = rows.iter().map(|token| token.expires_at).collect();
         let revoked: Vec<Option<i64>> = rows.iter().map(|token| token.revoked_at).collect();
-        execute(
-            client,
-            rows.len(),
+        write(
+                        rows.len(),
             "INSERT INTO tokens (id, tenant_id, created_at, expires_at, revoked_at)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::bigint[])",
-            &[&ids, &tenants, &created, &expires, &revoked],
+            columns![ids, tenants, created, expires, revoked],
         )
-        .await
     }
 
-    async fn revoke_tokens(&self, client: &impl GenericClient) -> Result<()> {
+    fn revoke_tokens(&self) -> Option<Write<'_>> {
         let rows = &self.revocations.values;
         let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
         let times: Vec<i64> = rows.iter().map(|(_, at)| *at).collect();
-        execute(
-            client,
+        write(
             rows.len(),
             "UPDATE tokens SET revoked_at = r.at
              FROM unnest($1::uuid[], $2::bigint[]) AS r (id, at)
              WHERE tokens.id = r.id AND tokens.revoked_at IS NULL",
-            &[&ids, &times],
+            columns![ids, times],
         )
-        .await
     }
 
-    async fn insert_events(&self, client: &impl GenericClient) -> Result<()> {
+    fn insert_events(&self) -> Option<Write<'_>> {
         let rows = &self.events;
         let ids: Vec<Uuid> = rows.iter().map(|event| event.id).collect();
         let tenants: Vec<Uuid> = rows.iter().map(|event| event.tenant_id).collect();
@@ -204,18 +236,16 @@ impl<'a> Batch<'a> {
             .collect();
         let scopes: Vec<Option<&str>> = rows.iter().map(|event| event.scope.as_deref()).collect();
         let created: Vec<i64> = rows.iter().map(|event| event.created_at).collect();
-        execute(
-            client,
-            rows.len(),
+        write(
+                        rows.len(),
             "INSERT INTO events (id, tenant_id, key, payload, additional_metadata, scope, created_at)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                                   $6::text[], $7::bigint[])",
-            &[&ids, &tenants, &keys, &payloads, &metadata, &scopes, &created],
+            columns![ids, tenants, keys, payloads, metadata, scopes, created],
         )
-        .await
     }
 
-    async fn insert_runs(&self, client: &impl GenericClient) -> Result<()> {
+    fn insert_runs(&self) -> Option<Write<'_>> {
         let rows = &self.runs;
         let ids: Vec<Uuid> = rows.iter().map(|run| run.id).collect();
         let tenants: Vec<Uuid> = rows.iter().map(|run| run.tenant_id).collect();
@@ -229,22 +259,19 @@ impl<'a> Batch<'a> {
         let created: Vec<i64> = rows.iter().map(|run| run.created_at).collect();
         let statuses: Vec<&str> = rows.iter().map(|run| run_status_name(run.status)).collect();
         let finished: Vec<Option<i64>> = rows.iter().map(|run| run.finished_at).collect();
-        execute(
-            client,
+        write(
             rows.len(),
             "INSERT INTO runs (id, tenant_id, workflow_version_id, input, additional_metadata,
                                event_id, created_at, status, finished_at)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
                                   $6::uuid[], $7::bigint[], $8::text[], $9::bigint[])",
-            &[
-                &ids, &tenants, &versions, &inputs, &metadata, &events, &created, &statuses,
-                &finished,
+            columns![
+                ids, tenants, versions, inputs, metadata, events, created, statuses, finished,
             ],
         )
-        .await
     }
 
-    async fn save_tasks(&self, client: &impl GenericClient) -> Result<()> {
+    fn save_tasks(&self) -> Option<Write<'_>> {
         let rows = &self.tasks.values;
         let ids: Vec<Uuid> = rows.iter().map(|task| task.id).collect();
         let runs: Vec<Uuid> = rows.iter().map(|task| task.run_id).collect();
@@ -266,8 +293,7 @@ impl<'a> Batch<'a> {
             .iter()
             .map(|task| i64::from(task.retries_from))
             .collect();
-        execute(
-            client,
+        write(
             rows.len(),
             "INSERT INTO tasks (id, run_id, tenant_id, position, name, status, attempt, worker_id,
                                 released, queued_seq, output, error, created_at, started_at,
@@ -285,46 +311,43 @@ impl<'a> Batch<'a> {
                  created_at = EXCLUDED.created_at, started_at = EXCLUDED.started_at,
                  finished_at = EXCLUDED.finished_at, queued_at = EXCLUDED.queued_at,
                  retries_from = EXCLUDED.retries_from",
-            &[
-                &ids,
-                &runs,
-                &tenants,
-                &positions,
-                &names,
-                &statuses,
-                &attempts,
-                &workers,
-                &released,
-                &queued,
-                &outputs,
-                &errors,
-                &created,
-                &started,
-                &finished,
-                &queued_at,
-                &retries_from,
+            columns![
+                ids,
+                runs,
+                tenants,
+                positions,
+                names,
+                statuses,
+                attempts,
+                workers,
+                released,
+                queued,
+                outputs,
+                errors,
+                created,
+                started,
+                finished,
+                queued_at,
+                retries_from,
             ],
         )
-        .await
     }
 
-    async fn finish_runs(&self, client: &impl GenericClient) -> Result<()> {
+    fn finish_runs(&self) -> Option<Write<'_>> {
         let rows = &self.finished_runs.values;
         let ids: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
         let statuses: Vec<&str> = rows.iter().map(|(_, status, _)| *status).collect();
         let finished: Vec<Option<i64>> = rows.iter().map(|(_, _, at)| *at).collect();
-        execute(
-            client,
+        write(
             rows.len(),
             "UPDATE runs SET status = f.status, finished_at = f.finished_at
              FROM unnest($1::uuid[], $2::text[], $3::bigint[]) AS f (id, status, finished_at)
              WHERE runs.id = f.id",
-            &[&ids, &statuses, &finished],
+            columns![ids, statuses, finished],
         )
-        .await
     }
 
-    async fn insert_history(&self, client: &impl GenericClient) -> Result<()> {
+    fn insert_history(&self) -> Option<Write<'_>> {
         let rows = &self.history;
         let tasks: Vec<Uuid> = rows.iter().map(|entry| entry.task_id).collect();
         let attempts: Vec<i64> = rows.iter().map(|entry| i64::from(entry.attempt)).collect();
@@ -333,8 +356,7 @@ impl<'a> Batch<'a> {
         let workers: Vec<Option<Uuid>> = rows.iter().map(|entry| entry.worker_id).collect();
         let details: Vec<Option<&str>> = rows.iter().map(|entry| entry.detail.as_deref()).collect();
         // ORDER BY ordinality draws the identity values in list order.
-        execute(
-            client,
+        write(
             rows.len(),
             "INSERT INTO task_history (task_id, attempt, at, kind, worker_id, detail)
              SELECT task_id, attempt, at, kind, worker_id, detail
@@ -342,12 +364,11 @@ impl<'a> Batch<'a> {
                          $6::text[]) WITH ORDINALITY
                   AS h (task_id, attempt, at, kind, worker_id, detail, n)
              ORDER BY n",
-            &[&tasks, &attempts, &times, &kinds, &workers, &details],
+            columns![tasks, attempts, times, kinds, workers, details],
         )
-        .await
     }
 
-    async fn save_workers(&self, client: &impl GenericClient) -> Result<()> {
+    fn save_workers(&self) -> Option<Write<'_>> {
         let rows: Vec<&WorkerRecord> = self.workers.values.iter().flatten().copied().collect();
         let ids: Vec<Uuid> = rows.iter().map(|worker| worker.id).collect();
         let tenants: Vec<Uuid> = rows.iter().map(|worker| worker.tenant_id).collect();
@@ -359,8 +380,7 @@ impl<'a> Batch<'a> {
             .collect();
         let paused: Vec<bool> = rows.iter().map(|worker| worker.paused).collect();
         let registered: Vec<i64> = rows.iter().map(|worker| worker.registered_at).collect();
-        execute(
-            client,
+        write(
             rows.len(),
             "INSERT INTO workers (id, tenant_id, name, actions, capacity, paused, registered_at)
              SELECT id, tenant_id, name, actions::jsonb, capacity::jsonb, paused, registered_at
@@ -371,20 +391,11 @@ impl<'a> Batch<'a> {
                  tenant_id = EXCLUDED.tenant_id, name = EXCLUDED.name,
                  actions = EXCLUDED.actions, capacity = EXCLUDED.capacity,
                  paused = EXCLUDED.paused, registered_at = EXCLUDED.registered_at",
-            &[
-                &ids,
-                &tenants,
-                &names,
-                &actions,
-                &capacities,
-                &paused,
-                &registered,
-            ],
+            columns![ids, tenants, names, actions, capacities, paused, registered,],
         )
-        .await
     }
 
-    async fn delete_workers(&self, client: &impl GenericClient) -> Result<()> {
+    fn delete_workers(&self) -> Option<Write<'_>> {
         let ids: Vec<Uuid> = self
             .workers
             .index
@@ -392,50 +403,43 @@ impl<'a> Batch<'a> {
             .filter(|(_, slot)| self.workers.values[**slot].is_none())
             .map(|(id, _)| *id)
             .collect();
-        execute(
-            client,
+        write(
             ids.len(),
             "DELETE FROM workers WHERE id = ANY ($1::uuid[])",
-            &[&ids],
+            columns![ids],
         )
-        .await
     }
 
-    async fn insert_logs(&self, client: &impl GenericClient) -> Result<()> {
+    fn insert_logs(&self) -> Option<Write<'_>> {
         let rows = &self.logs;
         let tasks: Vec<Uuid> = rows.iter().map(|log| log.task_id).collect();
         let tenants: Vec<Uuid> = rows.iter().map(|log| log.tenant_id).collect();
         let times: Vec<i64> = rows.iter().map(|log| log.at).collect();
         let levels: Vec<Option<&str>> = rows.iter().map(|log| log.level.as_deref()).collect();
         let messages: Vec<&str> = rows.iter().map(|log| log.message.as_str()).collect();
-        execute(
-            client,
+        write(
             rows.len(),
             "INSERT INTO logs (task_id, tenant_id, at, level, message)
              SELECT task_id, tenant_id, at, level, message
              FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[])
                   WITH ORDINALITY AS l (task_id, tenant_id, at, level, message, n)
              ORDER BY n",
-            &[&tasks, &tenants, &times, &levels, &messages],
+            columns![tasks, tenants, times, levels, messages],
         )
-        .await
     }
 }
 
-/// Runs one batched statement, or nothing when the batch has no rows of its kind.
-async fn execute(
-    client: &impl GenericClient,
+/// One batched statement and its columns, each an array with a value per row.
+struct Write<'a> {
+    sql: &'static str,
+    params: Vec<Box<dyn ToSql + Sync + Send + 'a>>,
+}
+
+/// The statement, or none when the batch has no rows of its kind.
+fn write<'a>(
     rows: usize,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<()> {
-    if rows == 0 {
-        return Ok(());
-    }
-    let statement = client.prepare_cached(sql).await.map_err(from_postgres)?;
-    client
-        .execute(&statement, params)
-        .await
-        .map_err(from_postgres)?;
-    Ok(())
+    sql: &'static str,
+    params: Vec<Box<dyn ToSql + Sync + Send + 'a>>,
+) -> Option<Write<'a>> {
+    (rows > 0).then_some(Write { sql, params })
 }

@@ -4,14 +4,14 @@
 
 use std::error::Error as _;
 
-use deadpool_postgres::{PoolError, TimeoutType};
+use deadpool_postgres::{Pool, PoolError, TimeoutType};
 use tokio_postgres::error::SqlState;
 
-use crate::StoreError;
+use crate::{StoreError, postgres_message};
 
 pub(super) fn from_postgres(error: tokio_postgres::Error) -> StoreError {
     if lost_connection(&error) {
-        StoreError::Unavailable(error.to_string())
+        StoreError::Unavailable(postgres_message(&error))
     } else {
         StoreError::Postgres(error)
     }
@@ -50,4 +50,17 @@ fn lost_connection(error: &tokio_postgres::Error) -> bool {
     error
         .source()
         .is_some_and(|source| source.is::<std::io::Error>())
+}
+
+/// A server restart ends every connection, but a pooled one only shows it is closed once
+/// its driver has read the end: after one call lost its connection, the idle ones are
+/// dropped so the next calls connect afresh instead of each failing on a dead one.
+pub(super) fn forget_idle_after_loss(pool: &Pool, error: &StoreError) {
+    if matches!(error, StoreError::Unavailable(_)) {
+        let forgotten = pool.retain(|_, _| false).removed.len();
+        tracing::warn!(
+            forgotten,
+            "database connection lost, idle connections dropped"
+        );
+    }
 }

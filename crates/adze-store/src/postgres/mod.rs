@@ -31,11 +31,16 @@ use tokio_postgres::config::Config as ConnectionConfig;
 use uuid::Uuid;
 
 use self::committer::Committer;
-use self::errors::{from_pool, from_postgres};
+use self::errors::from_pool;
 use crate::{
     HistoryRecord, Mutation, PutWorkflowOutcome, Result, RunRecord, Store, StoreError, TaskRecord,
-    TenantSnapshot, TokenRecord, WorkflowVersionRecord,
+    TenantSnapshot, TokenRecord, WorkflowVersionRecord, postgres_message,
 };
+
+/// How long a silent connection is trusted.
+const DEAD_CONNECTION: Duration = Duration::from_secs(30);
+/// tokio-postgres's default, two hours: seeing it means the URL did not choose one.
+const DRIVER_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// How to reach the database and how many connections to keep.
 #[derive(Debug, Clone)]
@@ -95,6 +100,16 @@ impl PgStore {
     async fn client(&self) -> Result<deadpool_postgres::Client> {
         self.inner.pool.get().await.map_err(from_pool)
     }
+
+    /// Passes a call's outcome on, forgetting the idle connections when it lost its own:
+    /// see [`errors::forget_idle_after_loss`]. Callers drop their connection first, so
+    /// it is not handed out again before its closing has been seen.
+    fn noticed<T>(&self, outcome: Result<T>) -> Result<T> {
+        if let Err(error) = &outcome {
+            errors::forget_idle_after_loss(&self.inner.pool, error);
+        }
+        outcome
+    }
 }
 
 /// Migrates the database at `url` to this binary's schema, returning the versions it
@@ -109,12 +124,20 @@ pub async fn migrate(url: &str) -> Result<Vec<i64>> {
 }
 
 fn pool(config: &PgConfig) -> Result<Pool> {
-    let mut connection: ConnectionConfig = config
-        .url
-        .parse()
-        .map_err(|error| StoreError::Config(format!("database url: {error}")))?;
+    let mut connection: ConnectionConfig = config.url.parse().map_err(|error| {
+        StoreError::Config(format!("database url: {}", postgres_message(&error)))
+    })?;
     if connection.get_application_name().is_none() {
         connection.application_name("adze");
+    }
+    // A database host that vanishes without closing its sockets would otherwise leave a
+    // call waiting for minutes: give up on unacknowledged data, and probe idle
+    // connections, after [`DEAD_CONNECTION`], unless the URL says otherwise.
+    if connection.get_tcp_user_timeout().is_none() {
+        connection.tcp_user_timeout(DEAD_CONNECTION);
+    }
+    if connection.get_keepalives_idle() == DRIVER_KEEPALIVES_IDLE {
+        connection.keepalives_idle(DEAD_CONNECTION);
     }
     let manager = Manager::from_config(
         connection,
@@ -149,60 +172,33 @@ impl Store for PgStore {
         tenant: TenantId,
         spec: WorkflowSpec,
     ) -> Result<PutWorkflowOutcome> {
-        workflows::put(&mut self.client().await?, tenant, spec).await
+        let outcome = workflows::put(&mut self.client().await?, tenant, spec).await;
+        self.noticed(outcome)
     }
 
     async fn workflow_versions(&self, tenant: TenantId) -> Result<Vec<WorkflowVersionRecord>> {
-        queries::workflow_versions(&self.client().await?, tenant).await
+        let outcome = queries::workflow_versions(&self.client().await?, tenant).await;
+        self.noticed(outcome)
     }
 
     async fn signing_key(&self) -> Result<Vec<u8>> {
-        let client = self.client().await?;
-        let key: Vec<u8> = (0..4).flat_map(|_| *Uuid::new_v4().as_bytes()).collect();
-        // Whichever replica inserts first sets the key; the others read it back.
-        client
-            .execute(
-                "INSERT INTO meta (key, value) VALUES ('signing_key', $1) ON CONFLICT DO NOTHING",
-                &[&key],
-            )
-            .await
-            .map_err(from_postgres)?;
-        let row = client
-            .query_one("SELECT value FROM meta WHERE key = 'signing_key'", &[])
-            .await
-            .map_err(from_postgres)?;
-        row.try_get(0)
-            .map_err(|error| StoreError::Corrupt(format!("signing key: {error}")))
+        let outcome = queries::signing_key(&self.client().await?).await;
+        self.noticed(outcome)
     }
 
     async fn find_token(&self, token_id: Uuid) -> Result<Option<TokenRecord>> {
-        queries::find_token(&self.client().await?, token_id).await
+        let outcome = queries::find_token(&self.client().await?, token_id).await;
+        self.noticed(outcome)
     }
 
     async fn tenants_to_recover(&self) -> Result<Vec<TenantId>> {
-        queries::tenants_to_recover(&self.client().await?).await
+        let outcome = queries::tenants_to_recover(&self.client().await?).await;
+        self.noticed(outcome)
     }
 
     async fn load_tenant(&self, tenant: TenantId) -> Result<TenantSnapshot> {
-        let mut client = self.client().await?;
-        // One snapshot for all four reads, so the tasks belong to exactly the runs read.
-        let transaction = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(from_postgres)?;
-        let (runs, tasks) = queries::unfinished_runs(&transaction, tenant).await?;
-        let workers = queries::workers(&transaction, tenant).await?;
-        let workflows = queries::workflow_versions(&transaction, tenant).await?;
-        transaction.commit().await.map_err(from_postgres)?;
-        Ok(TenantSnapshot {
-            runs,
-            tasks,
-            workers,
-            workflows,
-        })
+        let outcome = queries::tenant_snapshot(&mut self.client().await?, tenant).await;
+        self.noticed(outcome)
     }
 
     async fn run(
@@ -210,14 +206,17 @@ impl Store for PgStore {
         tenant: TenantId,
         run: RunId,
     ) -> Result<Option<(RunRecord, Vec<TaskRecord>)>> {
-        queries::run(&self.client().await?, tenant, run).await
+        let outcome = queries::run(&self.client().await?, tenant, run).await;
+        self.noticed(outcome)
     }
 
     async fn task(&self, tenant: TenantId, task: TaskId) -> Result<Option<TaskRecord>> {
-        queries::task(&self.client().await?, tenant, task).await
+        let outcome = queries::task(&self.client().await?, tenant, task).await;
+        self.noticed(outcome)
     }
 
     async fn task_history(&self, tenant: TenantId, task: TaskId) -> Result<Vec<HistoryRecord>> {
-        queries::task_history(&self.client().await?, tenant, task).await
+        let outcome = queries::task_history(&self.client().await?, tenant, task).await;
+        self.noticed(outcome)
     }
 }

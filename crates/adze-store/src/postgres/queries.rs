@@ -2,15 +2,15 @@
 
 use adze_core::{RunId, TaskId, TenantId};
 use deadpool_postgres::GenericClient;
-use tokio_postgres::Row;
 use tokio_postgres::types::FromSqlOwned;
+use tokio_postgres::{IsolationLevel, Row};
 use uuid::Uuid;
 
 use super::errors::from_postgres;
 use crate::records::{from_json, parse_run_status};
 use crate::{
-    HistoryRecord, Result, RunRecord, StoreError, TaskRecord, TokenRecord, WorkerRecord,
-    WorkflowVersionRecord,
+    HistoryRecord, Result, RunRecord, StoreError, TaskRecord, TenantSnapshot, TokenRecord,
+    WorkerRecord, WorkflowVersionRecord,
 };
 
 const RUN_COLUMNS: &str = "id, tenant_id, workflow_version_id, input, additional_metadata, \
@@ -33,6 +33,28 @@ pub(super) async fn workflow_versions(
         .iter()
         .map(workflow_version)
         .collect()
+}
+
+/// The key tokens are signed with; whichever replica asks first makes it.
+pub(super) async fn signing_key(client: &impl GenericClient) -> Result<Vec<u8>> {
+    let key: Vec<u8> = (0..4).flat_map(|_| *Uuid::new_v4().as_bytes()).collect();
+    client
+        .execute(
+            "INSERT INTO meta (key, value) VALUES ('signing_key', $1) ON CONFLICT DO NOTHING",
+            &[&key],
+        )
+        .await
+        .map_err(from_postgres)?;
+    let rows = query(
+        client,
+        "SELECT value FROM meta WHERE key = 'signing_key'",
+        &[],
+    )
+    .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::Corrupt("the signing key vanished".into()))?;
+    get(row, 0)
 }
 
 pub(super) async fn find_token(
@@ -71,8 +93,33 @@ pub(super) async fn tenants_to_recover(client: &impl GenericClient) -> Result<Ve
     .collect()
 }
 
+/// What recovery needs of a tenant, read in one snapshot so the tasks belong to exactly
+/// the runs read.
+pub(super) async fn tenant_snapshot(
+    client: &mut deadpool_postgres::Client,
+    tenant: TenantId,
+) -> Result<TenantSnapshot> {
+    let transaction = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(from_postgres)?;
+    let (runs, tasks) = unfinished_runs(&transaction, tenant).await?;
+    let workers = workers(&transaction, tenant).await?;
+    let workflows = workflow_versions(&transaction, tenant).await?;
+    transaction.commit().await.map_err(from_postgres)?;
+    Ok(TenantSnapshot {
+        runs,
+        tasks,
+        workers,
+        workflows,
+    })
+}
+
 /// The tenant's unfinished runs, oldest first, with their tasks in queue order.
-pub(super) async fn unfinished_runs(
+async fn unfinished_runs(
     client: &impl GenericClient,
     tenant: TenantId,
 ) -> Result<(Vec<RunRecord>, Vec<TaskRecord>)> {
@@ -104,10 +151,7 @@ pub(super) async fn unfinished_runs(
     Ok((runs, tasks))
 }
 
-pub(super) async fn workers(
-    client: &impl GenericClient,
-    tenant: TenantId,
-) -> Result<Vec<WorkerRecord>> {
+async fn workers(client: &impl GenericClient, tenant: TenantId) -> Result<Vec<WorkerRecord>> {
     query(
         client,
         "SELECT id, tenant_id, name, actions::text, capacity::text, paused, registered_at

@@ -8,7 +8,7 @@ use adze_core::workflow::WorkflowSpec;
 use super::errors::from_postgres;
 use super::queries::{VERSION_COLUMNS, workflow_version};
 use crate::records::to_json;
-use crate::{PutWorkflowOutcome, Result, WorkflowVersionRecord};
+use crate::{PutWorkflowOutcome, Result};
 
 pub(super) async fn put(
     client: &mut deadpool_postgres::Client,
@@ -36,15 +36,11 @@ pub(super) async fn put(
         .as_ref()
         .map(workflow_version)
         .transpose()?;
-    if let Some(found) = &latest
-        && found.spec == spec
-    {
-        return Ok(PutWorkflowOutcome {
-            version: found.clone(),
-            created: false,
-        });
+    let outcome = PutWorkflowOutcome::after(latest, tenant, spec);
+    if !outcome.created {
+        return Ok(outcome);
     }
-    let version = WorkflowVersionRecord::after(latest.as_ref(), tenant, spec);
+    let version = &outcome.version;
     transaction
         .execute(
             "INSERT INTO workflow_versions (id, workflow_id, tenant_id, name, number, spec, created_at)
@@ -62,8 +58,5 @@ pub(super) async fn put(
         .await
         .map_err(from_postgres)?;
     transaction.commit().await.map_err(from_postgres)?;
-    Ok(PutWorkflowOutcome {
-        version,
-        created: true,
-    })
+    Ok(outcome)
 }

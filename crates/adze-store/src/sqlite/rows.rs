@@ -175,15 +175,11 @@ pub(super) fn put_workflow(
         .query_row(params![tenant.to_string(), spec.name], workflow_version)
         .optional()?
         .transpose()?;
-    if let Some(latest) = &latest
-        && latest.spec == spec
-    {
-        return Ok(PutWorkflowOutcome {
-            version: latest.clone(),
-            created: false,
-        });
+    let outcome = PutWorkflowOutcome::after(latest, tenant, spec);
+    if !outcome.created {
+        return Ok(outcome);
     }
-    let version = WorkflowVersionRecord::after(latest.as_ref(), tenant, spec);
+    let version = &outcome.version;
     tx.prepare_cached(
         "INSERT INTO workflow_versions (id, workflow_id, tenant_id, name, number, spec, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -197,10 +193,7 @@ pub(super) fn put_workflow(
         to_json(&version.spec),
         version.created_at
     ])?;
-    Ok(PutWorkflowOutcome {
-        version,
-        created: true,
-    })
+    Ok(outcome)
 }
 
 pub(super) fn workflow_versions(

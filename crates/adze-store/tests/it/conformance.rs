@@ -60,7 +60,7 @@ pub fn task_record(run: &RunRecord, position: u32, status: TaskStatus) -> TaskRe
 }
 
 /// A new tenant with a one-task workflow and a (not yet stored) run of it.
-async fn new_run(store: &dyn Store) -> (Uuid, RunRecord) {
+pub async fn new_run(store: &dyn Store) -> (Uuid, RunRecord) {
     let tenant = Uuid::new_v4();
     let version = store
         .put_workflow(tenant, spec("wf", &["a"]))

@@ -14,23 +14,35 @@ use adze_store::*;
 use adze_testdb::{TestDatabase, fresh_database};
 use uuid::Uuid;
 
-use crate::conformance::{Fixture, run_record, spec, task_record};
+use crate::conformance::{Fixture, new_run, run_record, spec, task_record};
 
 async fn fresh() -> Option<Fixture> {
     let database = fresh_database().await?;
-    let store = PgStore::connect(PgConfig::new(&database.url))
-        .await
-        .unwrap();
     Some(Fixture {
-        store: Arc::new(store),
+        store: store_on(&database).await,
         _resources: Box::new(database),
     })
+}
+
+pub async fn store_on(database: &TestDatabase) -> Arc<PgStore> {
+    Arc::new(
+        PgStore::connect(PgConfig::new(&database.url))
+            .await
+            .unwrap(),
+    )
 }
 
 mod suite {
     use super::fresh;
 
     crate::store_conformance!(fresh().await);
+}
+
+/// A read and a commit, for tests of how calls fail.
+async fn read_and_commit(store: &PgStore) -> [Result<()>; 2] {
+    let read = answers(store.run(Uuid::new_v4(), Uuid::new_v4())).await;
+    let commit = answers(store.commit(vec![Mutation::DeleteWorker(Uuid::new_v4())])).await;
+    [read.map(drop), commit]
 }
 
 /// A guard against hanging: the calls under test must answer well within this.
@@ -63,10 +75,12 @@ async fn migrations_run_once_even_when_replicas_start_together() {
         applied.extend(versions.unwrap());
     }
     applied.sort();
+    let versions = applied.len() as i64;
+    assert!(versions >= 1);
     assert_eq!(
         applied,
-        vec![1, 2],
-        "exactly one start applied each version"
+        (1..=versions).collect::<Vec<_>>(),
+        "exactly one start applied each version, in order"
     );
     assert!(migrate(&database.url).await.unwrap().is_empty());
     let recorded: i64 = sql(&database)
@@ -75,7 +89,7 @@ async fn migrations_run_once_even_when_replicas_start_together() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(recorded, 2);
+    assert_eq!(recorded, versions);
     PgStore::connect(PgConfig::new(&database.url))
         .await
         .expect("a migrated database opens");
@@ -117,24 +131,16 @@ async fn a_bad_commit_among_many_merged_ones_fails_alone_and_whole() {
     let Some(database) = fresh_database().await else {
         return;
     };
-    let store = Arc::new(
-        PgStore::connect(PgConfig::new(&database.url))
-            .await
-            .unwrap(),
-    );
-    let tenant = Uuid::new_v4();
-    let version = store
-        .put_workflow(tenant, spec("wf", &["a", "b"]))
-        .await
-        .unwrap()
-        .version;
+    let store = store_on(&database).await;
+    let (tenant, first_run) = new_run(store.as_ref()).await;
+    let version = first_run.workflow_version_id;
     let transactions_before = committed_transactions(&database).await;
     let callers = 300;
     let bad_caller = 150;
     let mut commits = tokio::task::JoinSet::new();
     for caller in 0..callers {
         let store = store.clone();
-        let run = run_record(tenant, version.id);
+        let run = run_record(tenant, version);
         commits.spawn(async move {
             let mut mutations = vec![Mutation::InsertRun(run.clone())];
             for position in 0..2 {
@@ -150,7 +156,7 @@ async fn a_bad_commit_among_many_merged_ones_fails_alone_and_whole() {
                 mutations.push(Mutation::SaveTask(task));
             }
             if caller == bad_caller {
-                let missing = run_record(tenant, version.id);
+                let missing = run_record(tenant, version);
                 mutations.push(Mutation::SaveTask(task_record(
                     &missing,
                     0,
@@ -207,13 +213,7 @@ async fn a_saved_task_written_twice_in_one_commit_keeps_the_last_write() {
     let Some(Fixture { store, _resources }) = fresh().await else {
         return;
     };
-    let tenant = Uuid::new_v4();
-    let version = store
-        .put_workflow(tenant, spec("wf", &["a"]))
-        .await
-        .unwrap()
-        .version;
-    let run = run_record(tenant, version.id);
+    let (tenant, run) = new_run(store.as_ref()).await;
     let queued = task_record(&run, 0, TaskStatus::Queued);
     let mut running = queued.clone();
     running.status = TaskStatus::Running;
@@ -259,12 +259,13 @@ async fn an_exhausted_pool_answers_exhausted_at_once() {
     .unwrap();
     let held = store.pool().get().await.unwrap();
     let started = Instant::now();
-    let read = answers(store.run(Uuid::new_v4(), Uuid::new_v4())).await;
-    assert!(matches!(read, Err(StoreError::Exhausted(_))), "{read:?}");
-    let commit = answers(store.commit(vec![Mutation::DeleteWorker(Uuid::new_v4())])).await;
+    let outcomes = read_and_commit(&store).await;
     assert!(
-        matches!(commit, Err(StoreError::Exhausted(_))),
-        "{commit:?}"
+        matches!(
+            outcomes,
+            [Err(StoreError::Exhausted(_)), Err(StoreError::Exhausted(_))]
+        ),
+        "{outcomes:?}"
     );
     println!(
         "exhausted pool: two calls refused in {:?}",
@@ -288,12 +289,9 @@ async fn a_database_that_refuses_connections_is_unavailable_at_once() {
         "postgres://postgres@127.0.0.1:{port}/adze"
     ))))
     .await;
-    assert!(
-        matches!(outcome, Err(StoreError::Unavailable(_))),
-        "{:?}",
-        outcome.err()
-    );
-    println!("connection refused: unavailable in {:?}", started.elapsed());
+    let error = outcome.err().expect("nothing listens there");
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    println!("connection refused in {:?}: {error}", started.elapsed());
 }
 
 /// The server ends every connection of the store (as a restart does): calls fail as
@@ -332,4 +330,89 @@ async fn the_pool_replaces_connections_the_server_ended() {
     };
     assert_eq!(versions.len(), 1);
     println!("after {ended} connections ended: {unavailable} calls unavailable, then healed");
+}
+
+/// While the database is down every call fails at once as unavailable (none hangs); once
+/// it is back the same store carries on without being reopened.
+#[tokio::test]
+async fn while_the_database_is_down_calls_fail_fast_and_then_the_store_carries_on() {
+    let Some(cluster) = adze_testdb::own_cluster().await else {
+        return;
+    };
+    let store = PgStore::connect(PgConfig::new(cluster.url()))
+        .await
+        .unwrap();
+    let (tenant, run) = new_run(&store).await;
+    cluster.stop().await.unwrap();
+    let started = Instant::now();
+    let outcomes = read_and_commit(&store).await;
+    assert!(
+        matches!(
+            outcomes,
+            [
+                Err(StoreError::Unavailable(_)),
+                Err(StoreError::Unavailable(_))
+            ]
+        ),
+        "{outcomes:?}"
+    );
+    println!(
+        "database down: two calls unavailable in {:?}",
+        started.elapsed()
+    );
+
+    cluster.start().await.unwrap();
+    let mut unavailable = 0;
+    loop {
+        match answers(store.commit(vec![Mutation::InsertRun(run.clone())])).await {
+            Ok(()) => break,
+            Err(StoreError::Unavailable(_)) if unavailable < 3 => unavailable += 1,
+            Err(error) => panic!("the store did not recover: {error:?}"),
+        }
+    }
+    assert!(store.run(tenant, run.id).await.unwrap().is_some());
+    println!("database back: {unavailable} calls unavailable, then served");
+}
+
+/// Replicas fence every commit with their tenant's lease. In a group merged from many
+/// tenants' commits, the one whose lease is gone fails alone.
+#[tokio::test]
+async fn a_commit_without_its_lease_fails_alone_among_others() {
+    let Some(Fixture { store, _resources }) = fresh().await else {
+        return;
+    };
+    let mut commits = tokio::task::JoinSet::new();
+    for caller in 0..100 {
+        let store = store.clone();
+        commits.spawn(async move {
+            let (tenant, run) = new_run(store.as_ref()).await;
+            let mut mutations = vec![Mutation::InsertRun(run.clone())];
+            if caller == 50 {
+                // No replica holds a lease on this tenant.
+                mutations.insert(
+                    0,
+                    Mutation::Fence {
+                        tenant_id: tenant,
+                        owner: Uuid::new_v4(),
+                    },
+                );
+            }
+            let outcome = store.commit(mutations).await;
+            let stored = store.run(tenant, run.id).await.unwrap().is_some();
+            (caller, outcome, stored)
+        });
+    }
+    let mut fenced = Vec::new();
+    while let Some(joined) = commits.join_next().await {
+        let (caller, outcome, stored) = joined.unwrap();
+        match outcome {
+            Ok(()) => assert!(stored, "caller {caller}'s run"),
+            Err(error) => {
+                assert!(matches!(error, StoreError::Fenced(_)), "{error:?}");
+                assert!(!stored, "a fenced commit wrote nothing");
+                fenced.push(caller);
+            }
+        }
+    }
+    assert_eq!(fenced, vec![50]);
 }

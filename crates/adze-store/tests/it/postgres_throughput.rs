@@ -1,16 +1,15 @@
 //! How fast task lifecycles go through `PgStore::commit`: printed, never asserted (run
 //! with `--nocapture`; `ADZE_BENCH_RUNS` scales it up).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use adze_core::state::{RunStatus, TaskStatus};
-use adze_store::postgres::{PgConfig, PgStore};
 use adze_store::*;
 use adze_testdb::fresh_database;
 use uuid::Uuid;
 
-use crate::conformance::{run_record, spec, task_record};
+use crate::conformance::{new_run, run_record, task_record};
+use crate::postgres::store_on;
 
 /// Each committer repeats: insert a run with its tasks, assign them, complete them and
 /// finish the run: three commits, like the engine's for a run's life.
@@ -19,23 +18,15 @@ async fn task_lifecycles_through_group_commit() {
     let Some(database) = fresh_database().await else {
         return;
     };
-    let store = Arc::new(
-        PgStore::connect(PgConfig::new(&database.url))
-            .await
-            .unwrap(),
-    );
+    let store = store_on(&database).await;
     let runs: usize = std::env::var("ADZE_BENCH_RUNS")
         .ok()
         .and_then(|runs| runs.parse().ok())
         .unwrap_or(20);
     println!("committers  tasks/run  commits/s  rows/s  tasks/s");
-    for (committers, tasks_per_run) in [(1, 1), (16, 1), (128, 1), (16, 50), (64, 50)] {
-        let tenant = Uuid::new_v4();
-        let version = store
-            .put_workflow(tenant, spec("wf", &["a"]))
-            .await
-            .unwrap()
-            .version;
+    for (committers, tasks_per_run) in [(1, 1), (16, 1), (128, 1), (1, 500), (16, 50), (64, 50)] {
+        let (tenant, first_run) = new_run(store.as_ref()).await;
+        let version = first_run.workflow_version_id;
         let started = Instant::now();
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..committers {
@@ -43,7 +34,7 @@ async fn task_lifecycles_through_group_commit() {
             workers.spawn(async move {
                 let mut rows = 0;
                 for _ in 0..runs {
-                    rows += lifecycle(store.as_ref(), tenant, version.id, tasks_per_run).await;
+                    rows += lifecycle(store.as_ref(), tenant, version, tasks_per_run).await;
                 }
                 rows
             });
