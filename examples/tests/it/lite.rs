@@ -1,0 +1,146 @@
+//! A real `adze lite` on free ports in a temporary data directory, for one test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use adze_sdk::{Client, Config, TlsStrategy};
+
+pub struct Lite {
+    child: Child,
+    token: String,
+    grpc: String,
+    http: String,
+    log: Arc<Mutex<Vec<String>>>,
+    _data: TempDir,
+}
+
+impl Lite {
+    /// Starts the engine and waits until it prints how to connect.
+    pub fn start() -> Lite {
+        let data = TempDir::new();
+        let mut child = Command::new(adze_binary())
+            .args(["lite", "--data-dir"])
+            .arg(data.path())
+            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning adze lite");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (found_tx, found_rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        // Keeps reading after start-up: a full pipe would block the engine's logging.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let export = line.trim().strip_prefix("export ");
+                if let Some((name, value)) = export.and_then(|export| export.split_once('=')) {
+                    let _ = found_tx.send((name.to_string(), value.to_string()));
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let (mut token, mut grpc, mut http) = (None, None, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while token.is_none() || grpc.is_none() || http.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok((name, value)) = found_rx.recv_timeout(left) else {
+                panic!(
+                    "adze lite did not print its connection settings within 60 s:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            };
+            match name.as_str() {
+                "HATCHET_CLIENT_TOKEN" => token = Some(value),
+                "HATCHET_CLIENT_HOST_PORT" => grpc = Some(value),
+                "HATCHET_CLIENT_SERVER_URL" => http = Some(value),
+                _ => {}
+            }
+        }
+        Lite {
+            child,
+            token: token.unwrap(),
+            grpc: grpc.unwrap(),
+            http: http.unwrap(),
+            log,
+            _data: data,
+        }
+    }
+
+    /// A client in its own namespace, so workflows of different tests never meet.
+    pub async fn client(&self, namespace: &str) -> Client {
+        let config = Config::builder()
+            .token(&self.token)
+            .host_port(&self.grpc)
+            .server_url(&self.http)
+            .tls(TlsStrategy::None)
+            .namespace(namespace)
+            .build()
+            .expect("a valid config");
+        Client::connect(config)
+            .await
+            .expect("connecting to adze lite")
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The engine's stderr so far, for failure messages.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Lite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `target/debug/adze`, built once per test binary (a no-op when it is up to date), so a
+/// plain `cargo test --workspace` from a clean clone works.
+fn adze_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "adze"])
+            .current_dir(&root)
+            .status()
+            .expect("running cargo build -p adze");
+        assert!(status.success(), "cargo build -p adze failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        target.join("debug").join("adze")
+    })
+}
+
+/// A directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("adze-sdk-it-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("creating a temporary directory");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
