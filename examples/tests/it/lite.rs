@@ -14,61 +14,43 @@ pub struct Lite {
     grpc: String,
     http: String,
     log: Arc<Mutex<Vec<String>>>,
-    _data: TempDir,
+    data: TempDir,
+    flags: Vec<String>,
 }
 
 impl Lite {
     /// Starts the engine and waits until it prints how to connect.
     pub fn start() -> Lite {
+        Lite::start_with(&[])
+    }
+
+    /// Starts the engine with extra `adze lite` flags.
+    pub fn start_with(flags: &[&str]) -> Lite {
         let data = TempDir::new();
-        let mut child = Command::new(adze_binary())
-            .args(["lite", "--data-dir"])
-            .arg(data.path())
-            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning adze lite");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (found_tx, found_rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        // Keeps reading after start-up: a full pipe would block the engine's logging.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let export = line.trim().strip_prefix("export ");
-                if let Some((name, value)) = export.and_then(|export| export.split_once('=')) {
-                    let _ = found_tx.send((name.to_string(), value.to_string()));
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let (mut token, mut grpc, mut http) = (None, None, None);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while token.is_none() || grpc.is_none() || http.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok((name, value)) = found_rx.recv_timeout(left) else {
-                panic!(
-                    "adze lite did not print its connection settings within 60 s:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            };
-            match name.as_str() {
-                "HATCHET_CLIENT_TOKEN" => token = Some(value),
-                "HATCHET_CLIENT_HOST_PORT" => grpc = Some(value),
-                "HATCHET_CLIENT_SERVER_URL" => http = Some(value),
-                _ => {}
-            }
-        }
+        let addresses = ["127.0.0.1:0", "127.0.0.1:0"];
+        let (child, found, log) = spawn(data.path(), addresses, flags);
         Lite {
             child,
-            token: token.unwrap(),
-            grpc: grpc.unwrap(),
-            http: http.unwrap(),
+            token: found.token,
+            grpc: found.grpc,
+            http: found.http,
             log,
-            _data: data,
+            data,
+            flags: flags.iter().map(|flag| flag.to_string()).collect(),
         }
+    }
+
+    /// Kills the engine (SIGKILL, a crash) and starts it again on the same data and
+    /// ports, so connected clients and workers must reconnect.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let http = self.http.trim_start_matches("http://").to_string();
+        let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        let addresses = [self.grpc.as_str(), http.as_str()];
+        let (child, _, log) = spawn(self.data.path(), addresses, &flags);
+        self.child = child;
+        self.log = log;
     }
 
     /// A client in its own namespace, so workflows of different tests never meet.
@@ -101,6 +83,67 @@ impl Drop for Lite {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What the engine prints on start: how to connect.
+struct Settings {
+    token: String,
+    grpc: String,
+    http: String,
+}
+
+fn spawn(
+    data: &Path,
+    [grpc, http]: [&str; 2],
+    flags: &[&str],
+) -> (Child, Settings, Arc<Mutex<Vec<String>>>) {
+    let mut child = Command::new(adze_binary())
+        .args(["lite", "--data-dir"])
+        .arg(data)
+        .args(["--grpc-addr", grpc, "--http-addr", http])
+        .args(flags)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning adze lite");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (found_tx, found_rx) = std::sync::mpsc::channel();
+    let lines = log.clone();
+    // Keeps reading after start-up: a full pipe would block the engine's logging.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let export = line.trim().strip_prefix("export ");
+            if let Some((name, value)) = export.and_then(|export| export.split_once('=')) {
+                let _ = found_tx.send((name.to_string(), value.to_string()));
+            }
+            lines.lock().unwrap().push(line);
+        }
+    });
+    let (mut token, mut grpc, mut http) = (None, None, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while token.is_none() || grpc.is_none() || http.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok((name, value)) = found_rx.recv_timeout(left) else {
+            panic!(
+                "adze lite did not print its connection settings within 60 s:\n{}",
+                log.lock().unwrap().join("\n")
+            );
+        };
+        match name.as_str() {
+            "HATCHET_CLIENT_TOKEN" => token = Some(value),
+            "HATCHET_CLIENT_HOST_PORT" => grpc = Some(value),
+            "HATCHET_CLIENT_SERVER_URL" => http = Some(value),
+            _ => {}
+        }
+    }
+    let settings = Settings {
+        token: token.unwrap(),
+        grpc: grpc.unwrap(),
+        http: http.unwrap(),
+    };
+    (child, settings, log)
 }
 
 /// `target/debug/adze`, built once per test binary (a no-op when it is up to date), so a

@@ -120,3 +120,63 @@ async fn shutdown_drains_the_running_task_and_takes_no_more_work() {
         "the stopped worker started another task"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_reconnects_after_the_engine_restarts() {
+    let mut lite = Lite::start();
+    let client = lite.client("restart").await;
+    let dag = adze_examples::dag::workflow();
+    let worker = client
+        .worker("w")
+        .workflow(&dag.workflow)
+        .start()
+        .await
+        .unwrap();
+    let input = adze_examples::dag::DagInput { n: 1 };
+    client.run(&dag.workflow, &input).await.unwrap();
+
+    lite.restart();
+    // The client's channel reconnects too; the first calls may still find it down.
+    let mut run = client.trigger(&dag.workflow, &input).await;
+    for _ in 0..50 {
+        match &run {
+            Err(error) if error.is_transient() => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                run = client.trigger(&dag.workflow, &input).await;
+            }
+            _ => break,
+        }
+    }
+    let run = run.expect("triggering after the restart");
+    let output = tokio::time::timeout(Duration::from_secs(60), client.wait(&run))
+        .await
+        .unwrap_or_else(|_| panic!("no result after the restart\n{}", lite.log()))
+        .unwrap();
+    assert_eq!(output.get(&dag.child).unwrap().plus_one, 3);
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeats_keep_a_worker_with_a_long_task_alive() {
+    // Heartbeats every 4 s against an 8 s timeout: a 12 s task outlives the timeout
+    // only if they arrive.
+    let lite = Lite::start_with(&["--heartbeat-timeout", "8"]);
+    let client = lite.client("heartbeat").await;
+    let mut workflow = Workflow::<Empty>::new("long");
+    workflow.add(
+        Task::new("long", |_: Empty, _ctx: Context| async {
+            tokio::time::sleep(Duration::from_secs(12)).await;
+            Ok::<_, TaskError>(())
+        })
+        .timeout(Duration::from_secs(60)),
+    );
+    let worker = client
+        .worker("w")
+        .workflow(&workflow)
+        .start()
+        .await
+        .unwrap();
+    let result = client.run(&workflow, &Empty {}).await;
+    assert!(result.is_ok(), "{result:?}\n{}", lite.log());
+    worker.shutdown().await;
+}
