@@ -16,12 +16,26 @@ pub mod dag;
 pub mod noop;
 pub mod release;
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging() {
+use adze_sdk::{Client, WorkerBuilder};
+
+/// What every example binary does first: log to stderr (filtered by `RUST_LOG`, default
+/// `info`) and connect with the `HATCHET_CLIENT_*` variables.
+pub async fn connect() -> adze_sdk::Result<Client> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    Client::from_env().await
+}
+
+/// Starts the worker, says so on stdout (`worker <id> serving <what>`), and on Ctrl-C
+/// (SIGINT) stops taking work and drains before returning.
+pub async fn serve_until_ctrl_c(worker: WorkerBuilder, what: &str) -> anyhow::Result<()> {
+    let worker = worker.start().await?;
+    println!("worker {} serving {what}", worker.id());
+    tokio::signal::ctrl_c().await?;
+    worker.shutdown().await;
+    Ok(())
 }

@@ -7,16 +7,9 @@
 //! worker serves one of the same shape).
 
 use adze_examples::dag::{self, DagInput};
-use adze_sdk::Client;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
 #[derive(Parser)]
-struct Args {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
 enum Command {
     /// Serve the workflow until Ctrl-C.
     Worker,
@@ -30,10 +23,9 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    adze_examples::init_logging();
-    let client = Client::from_env().await?;
+    let client = adze_examples::connect().await?;
     let dag = dag::workflow();
-    match Args::parse().command {
+    match Command::parse() {
         Command::Worker => {
             let worker = client
                 .worker("dag-worker")

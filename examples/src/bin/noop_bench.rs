@@ -9,19 +9,13 @@
 use std::time::Instant;
 
 use adze_examples::noop;
-use adze_sdk::{Client, Empty};
-use clap::{Parser, Subcommand};
+use adze_sdk::Empty;
+use clap::Parser;
 
 /// The engine takes at most this many triggers in one bulk call.
 const BULK_LIMIT: usize = 1000;
 
 #[derive(Parser)]
-struct Args {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
 enum Command {
     /// Serve `noop` until Ctrl-C.
     Serve {
@@ -39,20 +33,15 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    adze_examples::init_logging();
-    let client = Client::from_env().await?;
+    let client = adze_examples::connect().await?;
     let workflow = noop::workflow();
-    match Args::parse().command {
+    match Command::parse() {
         Command::Serve { slots } => {
             let worker = client
                 .worker("noop-worker")
                 .slots(slots)
-                .workflow(&workflow)
-                .start()
-                .await?;
-            println!("worker {} serving noop with {slots} slots", worker.id());
-            tokio::signal::ctrl_c().await?;
-            worker.shutdown().await;
+                .workflow(&workflow);
+            adze_examples::serve_until_ctrl_c(worker, "noop").await?;
         }
         Command::Drive { runs } => {
             let inputs = vec![Empty {}; runs];

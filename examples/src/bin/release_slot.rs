@@ -8,16 +8,9 @@
 use std::time::Duration;
 
 use adze_examples::release::{self, Shape, UserCreated};
-use adze_sdk::Client;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
 #[derive(Parser)]
-struct Args {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
 enum Command {
     /// Serve the workflow on a worker with one slot until Ctrl-C.
     Worker {
@@ -41,9 +34,8 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    adze_examples::init_logging();
-    let client = Client::from_env().await?;
-    match Args::parse().command {
+    let client = adze_examples::connect().await?;
+    match Command::parse() {
         Command::Worker {
             heavy_secs,
             light_secs,
@@ -55,15 +47,8 @@ async fn main() -> anyhow::Result<()> {
                 release: !no_release,
             };
             let (workflow, _) = release::workflow(shape, release::printing_observer());
-            let worker = client
-                .worker("release-worker")
-                .slots(1)
-                .workflow(&workflow)
-                .start()
-                .await?;
-            println!("worker {} serving user-workflow with one slot", worker.id());
-            tokio::signal::ctrl_c().await?;
-            worker.shutdown().await;
+            let worker = client.worker("release-worker").slots(1).workflow(&workflow);
+            adze_examples::serve_until_ctrl_c(worker, "user-workflow with one slot").await?;
         }
         Command::Push { count } => {
             for n in 0..count {

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use adze_sdk::{Client, Config, TlsStrategy};
+use adze_sdk::{Client, Config, TlsStrategy, Worker, Workflow};
 
 pub struct Lite {
     child: Child,
@@ -83,6 +83,26 @@ impl Drop for Lite {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts a worker serving `workflow` (100 default slots).
+pub async fn serve<I>(client: &Client, workflow: &Workflow<I>) -> Worker
+where
+    I: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    serve_all(client, &[workflow]).await
+}
+
+/// Starts a worker serving all of `workflows`.
+pub async fn serve_all<I>(client: &Client, workflows: &[&Workflow<I>]) -> Worker
+where
+    I: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    let mut builder = client.worker("test-worker");
+    for workflow in workflows {
+        builder = builder.workflow(workflow);
+    }
+    builder.start().await.expect("starting the worker")
 }
 
 /// What the engine prints on start: how to connect.

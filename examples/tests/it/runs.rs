@@ -10,19 +10,14 @@ use adze_sdk::{
 };
 use serde_json::json;
 
-use crate::lite::Lite;
+use crate::lite::{Lite, serve, serve_all};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dag_outputs_reach_the_child_and_the_client() {
     let lite = Lite::start();
     let client = lite.client("dag").await;
     let dag = dag::workflow();
-    let worker = client
-        .worker("dag-worker")
-        .workflow(&dag.workflow)
-        .start()
-        .await
-        .unwrap();
+    let worker = serve(&client, &dag.workflow).await;
 
     let run = client
         .trigger(&dag.workflow, &DagInput { n: 21 })
@@ -65,14 +60,6 @@ where
     workflow
 }
 
-async fn serve(client: &Client, workflows: &[&Workflow<Empty>]) -> adze_sdk::Worker {
-    let mut builder = client.worker("test-worker");
-    for workflow in workflows {
-        builder = builder.workflow(workflow);
-    }
-    builder.start().await.expect("starting the worker")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_are_retried_by_policy_and_reach_the_client_with_their_message() {
     let lite = Lite::start();
@@ -107,7 +94,7 @@ async fn failures_are_retried_by_policy_and_reach_the_client_with_their_message(
         |task| task,
         |_, _| async { panic!("the body panicked on purpose") as Result<(), TaskError> },
     );
-    let worker = serve(&client, &[&flaky, &fatal, &panics]).await;
+    let worker = serve_all(&client, &[&flaky, &fatal, &panics]).await;
 
     match client.run(&flaky, &Empty {}).await {
         Err(Error::TaskFailed { task, message, .. }) => {
@@ -140,12 +127,7 @@ async fn input_that_does_not_fit_the_task_fails_it_naming_the_problem() {
     let lite = Lite::start();
     let client = lite.client("input").await;
     let dag = dag::workflow();
-    let worker = client
-        .worker("dag-worker")
-        .workflow(&dag.workflow)
-        .start()
-        .await
-        .unwrap();
+    let worker = serve(&client, &dag.workflow).await;
     let run = client
         .trigger_named(
             "dag",
@@ -177,7 +159,7 @@ async fn bulk_runs_metadata_logs_and_a_refreshed_timeout() {
             Ok(ctx.additional_metadata().clone())
         },
     );
-    let worker = serve(&client, &[&echo]).await;
+    let worker = serve(&client, &echo).await;
     let runs = client
         .bulk_trigger(&echo, &[Empty {}, Empty {}, Empty {}])
         .await

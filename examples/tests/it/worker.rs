@@ -8,34 +8,34 @@ use std::time::Duration;
 use adze_sdk::{Context, Empty, Error, RunStatus, Task, TaskError, Workflow};
 use tokio::sync::mpsc;
 
-use crate::lite::Lite;
+use crate::lite::{Lite, serve};
+
+/// A task that runs until it is cancelled (or two minutes pass), then raises `noticed`.
+fn until_cancelled(timeout: Duration, noticed: Arc<AtomicBool>) -> Workflow<Empty> {
+    let mut workflow = Workflow::<Empty>::new("sleepy");
+    workflow.add(
+        Task::new("sleepy", move |_: Empty, ctx: Context| {
+            let noticed = noticed.clone();
+            async move {
+                tokio::select! {
+                    _ = ctx.cancelled() => noticed.store(true, Ordering::SeqCst),
+                    _ = tokio::time::sleep(Duration::from_secs(120)) => {}
+                }
+                Ok::<_, TaskError>(())
+            }
+        })
+        .timeout(timeout),
+    );
+    workflow
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_timeout_fires_the_tasks_cancellation_and_fails_the_run() {
     let lite = Lite::start();
     let client = lite.client("timeout").await;
     let noticed = Arc::new(AtomicBool::new(false));
-    let flag = noticed.clone();
-    let mut workflow = Workflow::<Empty>::new("sleepy");
-    workflow.add(
-        Task::new("sleepy", move |_: Empty, ctx: Context| {
-            let flag = flag.clone();
-            async move {
-                tokio::select! {
-                    _ = ctx.cancelled() => flag.store(true, Ordering::SeqCst),
-                    _ = tokio::time::sleep(Duration::from_secs(120)) => {}
-                }
-                Ok::<_, TaskError>(())
-            }
-        })
-        .timeout(Duration::from_secs(1)),
-    );
-    let worker = client
-        .worker("w")
-        .workflow(&workflow)
-        .start()
-        .await
-        .unwrap();
+    let workflow = until_cancelled(Duration::from_secs(1), noticed.clone());
+    let worker = serve(&client, &workflow).await;
     let error = client.run(&workflow, &Empty {}).await.unwrap_err();
     assert!(matches!(error, Error::TaskFailed { .. }), "{error:?}");
     println!("timeout error: {error}");
@@ -52,6 +52,30 @@ async fn a_timeout_fires_the_tasks_cancellation_and_fails_the_run() {
         lite.log()
     );
     worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drain_that_runs_out_of_time_cancels_the_task() {
+    let lite = Lite::start();
+    let client = lite.client("drainout").await;
+    let noticed = Arc::new(AtomicBool::new(false));
+    let workflow = until_cancelled(Duration::from_secs(300), noticed.clone());
+    let worker = client
+        .worker("w")
+        .workflow(&workflow)
+        .drain_timeout(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let run = client.trigger(&workflow, &Empty {}).await.unwrap();
+    while client.run_details(&run).await.unwrap().status != RunStatus::Running {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.shutdown().await;
+    assert!(
+        noticed.load(Ordering::SeqCst),
+        "shutdown returned before the task saw its cancellation"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -93,12 +117,7 @@ async fn shutdown_drains_the_running_task_and_takes_no_more_work() {
             Ok::<_, TaskError>("finished while draining".to_string())
         }
     }));
-    let worker = client
-        .worker("w")
-        .workflow(&workflow)
-        .start()
-        .await
-        .unwrap();
+    let worker = serve(&client, &workflow).await;
     let run = client.trigger(&workflow, &Empty {}).await.unwrap();
     started.recv().await.expect("the task started");
     worker.shutdown().await;
@@ -126,12 +145,7 @@ async fn the_worker_reconnects_after_the_engine_restarts() {
     let mut lite = Lite::start();
     let client = lite.client("restart").await;
     let dag = adze_examples::dag::workflow();
-    let worker = client
-        .worker("w")
-        .workflow(&dag.workflow)
-        .start()
-        .await
-        .unwrap();
+    let worker = serve(&client, &dag.workflow).await;
     let input = adze_examples::dag::DagInput { n: 1 };
     client.run(&dag.workflow, &input).await.unwrap();
 
@@ -170,12 +184,7 @@ async fn heartbeats_keep_a_worker_with_a_long_task_alive() {
         })
         .timeout(Duration::from_secs(60)),
     );
-    let worker = client
-        .worker("w")
-        .workflow(&workflow)
-        .start()
-        .await
-        .unwrap();
+    let worker = serve(&client, &workflow).await;
     let result = client.run(&workflow, &Empty {}).await;
     assert!(result.is_ok(), "{result:?}\n{}", lite.log());
     worker.shutdown().await;
