@@ -12,6 +12,11 @@
 //!
 //! Fan-out (a task spawning child runs) is not here: the engine has no child runs yet.
 
+/// The README's Rust quickstart, compiled so it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeQuickstart;
+
 pub mod dag;
 pub mod noop;
 pub mod release;

@@ -48,7 +48,7 @@ impl TlsStrategy {
 
 /// A complete, checked configuration. Build one with [`Config::from_env`] or
 /// [`Config::builder`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     token: String,
     host_port: String,
@@ -58,8 +58,21 @@ pub struct Config {
     tenant_id: String,
 }
 
+/// Leaves the token out: configurations end up in logs.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("host_port", &self.host_port)
+            .field("server_url", &self.server_url)
+            .field("tls", &self.tls)
+            .field("namespace", &self.namespace)
+            .field("tenant_id", &self.tenant_id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Config {
-    /// Reads the `HATCHET_CLIENT_*` variables (see [`env`]).
+    /// Reads the `HATCHET_CLIENT_*` variables (see [`mod@env`]).
     pub fn from_env() -> Result<Config> {
         ConfigBuilder::from_env().build()
     }
@@ -111,7 +124,7 @@ impl Config {
 
 /// Collects settings; [`build`](ConfigBuilder::build) checks them and fills the gaps from
 /// the token. Values set on the builder win over the environment.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ConfigBuilder {
     token: Option<String>,
     host_port: Option<String>,
@@ -119,6 +132,20 @@ pub struct ConfigBuilder {
     tls: Option<TlsStrategy>,
     namespace: Option<String>,
     tenant_id: Option<String>,
+}
+
+/// Leaves the token out, like [`Config`]'s.
+impl std::fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigBuilder")
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("host_port", &self.host_port)
+            .field("server_url", &self.server_url)
+            .field("tls", &self.tls)
+            .field("namespace", &self.namespace)
+            .field("tenant_id", &self.tenant_id)
+            .finish()
+    }
 }
 
 impl ConfigBuilder {
@@ -290,6 +317,10 @@ mod tests {
         assert_eq!(config.tenant_id(), "t1");
         assert_eq!(config.tls(), TlsStrategy::Tls);
         assert_eq!(config.namespace(), "");
+        assert!(
+            !format!("{config:?}").contains(&token),
+            "Debug must not show the token"
+        );
     }
 
     #[test]
