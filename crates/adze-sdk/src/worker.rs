@@ -8,7 +8,7 @@ mod pause;
 pub(crate) mod slots;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use adze_proto::v0::{
@@ -148,7 +148,7 @@ impl WorkerBuilder {
             client: self.client,
             actions,
             slots: LocalSlots::new(&capacity),
-            running: Arc::default(),
+            running: Running::default(),
             tasks: JoinSet::new(),
             worker_id,
             drain_timeout: self.drain_timeout,
@@ -188,7 +188,44 @@ pub(crate) struct ActionEntry {
 }
 
 /// Attempts in flight, by task id and attempt, so a cancel finds its attempt.
-pub(crate) type Running = Arc<Mutex<HashMap<(String, i32), CancellationToken>>>;
+#[derive(Clone, Default)]
+pub(crate) struct Running(Arc<Mutex<HashMap<AttemptKey, CancellationToken>>>);
+
+/// A task's id and its attempt number (the assignment's retry count).
+pub(crate) type AttemptKey = (String, i32);
+
+impl Running {
+    fn lock(&self) -> MutexGuard<'_, HashMap<AttemptKey, CancellationToken>> {
+        // A panic elsewhere cannot leave the map half-written: every update is one call.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The new attempt's token, or None when it already runs here (a re-delivery after
+    /// a reconnect).
+    fn begin(&self, key: AttemptKey) -> Option<CancellationToken> {
+        let mut running = self.lock();
+        if running.contains_key(&key) {
+            return None;
+        }
+        let token = CancellationToken::new();
+        running.insert(key, token.clone());
+        Some(token)
+    }
+
+    fn cancel(&self, key: &AttemptKey) {
+        if let Some(token) = self.lock().get(key) {
+            token.cancel();
+        }
+    }
+
+    fn cancel_all(&self) {
+        self.lock().values().for_each(CancellationToken::cancel);
+    }
+
+    pub(crate) fn finish(&self, key: &AttemptKey) {
+        self.lock().remove(key);
+    }
+}
 
 struct Session {
     client: Client,
@@ -233,14 +270,7 @@ impl Session {
                 }
             }
         }
-        for token in self
-            .running
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .values()
-        {
-            token.cancel();
-        }
+        self.running.cancel_all();
         let drained = tokio::time::timeout(CANCEL_GRACE, async {
             while self.tasks.join_next().await.is_some() {}
         })
@@ -258,18 +288,9 @@ impl Session {
         let key = (action.task_run_external_id.clone(), action.retry_count);
         match ActionType::try_from(action.action_type) {
             Ok(ActionType::StartStepRun) => {
-                let cancel = CancellationToken::new();
-                {
-                    let mut running = self
-                        .running
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    if running.contains_key(&key) {
-                        // A re-delivery after a reconnect: the attempt already runs here.
-                        return;
-                    }
-                    running.insert(key, cancel.clone());
-                }
+                let Some(cancel) = self.running.begin(key) else {
+                    return;
+                };
                 let execution = Execution {
                     connection: self.client.connection().clone(),
                     worker_id: self.worker_id.borrow().clone(),
@@ -282,14 +303,7 @@ impl Session {
             }
             Ok(ActionType::CancelStepRun) => {
                 tracing::info!(task = %action.task_run_external_id, "rx: cancel step run");
-                if let Some(token) = self
-                    .running
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .get(&key)
-                {
-                    token.cancel();
-                }
+                self.running.cancel(&key);
             }
             _ => tracing::warn!(
                 action_type = action.action_type,

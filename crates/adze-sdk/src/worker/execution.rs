@@ -1,6 +1,7 @@
 //! One attempt of one task on this worker: take the local slot units, report STARTED,
 //! run the body (catching panics), give the units back, report the outcome.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use adze_proto::v0::{AssignedAction, StepActionEvent, StepActionEventType};
@@ -13,7 +14,6 @@ use crate::connection::Connection;
 use crate::context::{Context, RunInfo};
 use crate::task::TaskError;
 use crate::worker::slots::LocalSlots;
-use std::sync::Arc;
 
 /// How often an outcome report is tried before giving up (the engine then times the
 /// attempt out and retries it by policy).
@@ -49,10 +49,7 @@ impl Execution {
         if let Some(outcome) = self.attempt(&action).await {
             self.report(&action, outcome).await;
         }
-        self.running
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(&key);
+        self.running.finish(&key);
     }
 
     /// None when the attempt was cancelled: the engine has already settled it.
