@@ -1,7 +1,7 @@
 //! The client: triggers runs, waits for their results, pushes events, reads run details,
 //! and builds workers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use adze_proto::v0::{
     BulkPushEventRequest, BulkTriggerWorkflowRequest, PushEventRequest,
@@ -12,7 +12,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio_stream::StreamExt;
+use tonic::Code;
 
+use crate::backoff;
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
@@ -259,30 +261,35 @@ impl Client {
     }
 
     /// Waits for many runs over one stream; the results come in the order of `runs`.
+    /// A stream that breaks (the engine restarting) is opened again with backoff for the
+    /// runs still pending; after twelve failures in a row (about a minute of the engine
+    /// being away) the connection error is returned.
     pub async fn wait_all(&self, runs: &[RunRef]) -> Result<Vec<Result<RunOutput>>> {
-        let requests: Vec<_> = runs
-            .iter()
-            .map(|run| SubscribeToWorkflowRunsRequest {
-                workflow_run_id: run.id.clone(),
-            })
-            .collect();
-        // The request side stays open: closing it may end the subscription early.
-        let outgoing = tokio_stream::iter(requests).chain(tokio_stream::pending());
-        let mut events = self
-            .connection
-            .dispatcher()
-            .subscribe_to_workflow_runs(outgoing)
-            .await?
-            .into_inner();
+        let wanted: HashSet<&str> = runs.iter().map(|run| run.id()).collect();
         let mut finished: HashMap<String, Result<RunOutput>> = HashMap::new();
-        let wanted: std::collections::HashSet<&str> = runs.iter().map(|run| run.id()).collect();
+        let mut failures = 0;
         while finished.len() < wanted.len() {
-            let event = events
-                .message()
-                .await?
-                .ok_or_else(|| Error::Connection("the result stream ended early".into()))?;
-            if wanted.contains(event.workflow_run_id.as_str()) {
-                finished.insert(event.workflow_run_id.clone(), run_output(event));
+            let pending: HashSet<&str> = wanted
+                .iter()
+                .filter(|id| !finished.contains_key(**id))
+                .copied()
+                .collect();
+            let before = finished.len();
+            match self.collect_results(&pending, &mut finished).await {
+                Ok(()) => {}
+                Err(error) if error.is_transient() => {
+                    failures = if finished.len() > before {
+                        1
+                    } else {
+                        failures + 1
+                    };
+                    if failures > RESUBSCRIBE_ATTEMPTS {
+                        return Err(error);
+                    }
+                    tracing::warn!(%error, pending = pending.len(), "result stream broke; subscribing again");
+                    tokio::time::sleep(backoff::delay(failures)).await;
+                }
+                Err(error) => return Err(error),
             }
         }
         Ok(runs
@@ -296,6 +303,43 @@ impl Client {
                 })
             })
             .collect())
+    }
+
+    /// Subscribes to `pending` and moves each run that finishes into `finished` until all
+    /// have; a stream that breaks or ends first is an [`Error::Connection`].
+    async fn collect_results(
+        &self,
+        pending: &HashSet<&str>,
+        finished: &mut HashMap<String, Result<RunOutput>>,
+    ) -> Result<()> {
+        let requests: Vec<_> = pending
+            .iter()
+            .map(|id| SubscribeToWorkflowRunsRequest {
+                workflow_run_id: id.to_string(),
+            })
+            .collect();
+        // The request side stays open: closing it may end the subscription early.
+        let outgoing = tokio_stream::iter(requests).chain(tokio_stream::pending());
+        let mut events = self
+            .connection
+            .dispatcher()
+            .subscribe_to_workflow_runs(outgoing)
+            .await?
+            .into_inner();
+        let mut left = pending.len();
+        while left > 0 {
+            let event = match events.message().await {
+                Ok(Some(event)) => event,
+                Ok(None) => return Err(Error::Connection("the result stream ended".into())),
+                Err(status) => return Err(stream_error(status)),
+            };
+            let id = event.workflow_run_id.as_str();
+            if pending.contains(id) && !finished.contains_key(id) {
+                finished.insert(event.workflow_run_id.clone(), run_output(event));
+                left -= 1;
+            }
+        }
+        Ok(())
     }
 
     /// The run's status, input and per-task outputs or errors, now.
@@ -374,6 +418,23 @@ impl Client {
             event_timestamp: Some(std::time::SystemTime::now().into()),
             ..Default::default()
         })
+    }
+}
+
+/// How many times in a row a result stream may break before `wait` gives up (with the
+/// backoff, about a minute of the engine being away).
+const RESUBSCRIBE_ATTEMPTS: u32 = 12;
+
+/// A refusal is the caller's to see; anything else ending a live stream is the
+/// connection's doing, worth another subscription.
+fn stream_error(status: tonic::Status) -> Error {
+    match status.code() {
+        Code::InvalidArgument
+        | Code::NotFound
+        | Code::Unauthenticated
+        | Code::PermissionDenied
+        | Code::ResourceExhausted => status.into(),
+        _ => Error::Connection(format!("the result stream broke: {}", status.message())),
     }
 }
 

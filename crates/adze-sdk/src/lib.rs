@@ -52,6 +52,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod backoff;
 mod client;
 pub mod config;
 mod connection;

@@ -148,6 +148,18 @@ async fn the_worker_reconnects_after_the_engine_restarts() {
     let worker = serve(&client, &dag.workflow).await;
     let input = adze_examples::dag::DagInput { n: 1 };
     client.run(&dag.workflow, &input).await.unwrap();
+    // A run no worker serves yet, awaited across the restart.
+    let mut later = Workflow::<Empty>::new("later");
+    let later_task = later.add(Task::new("later", |_: Empty, _ctx: Context| async {
+        Ok::<_, TaskError>(7)
+    }));
+    // Registered by a worker that stops at once, so the run stays queued.
+    serve(&client, &later).await.shutdown().await;
+    let pending = client.trigger(&later, &Empty {}).await.unwrap();
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.wait(&pending).await }
+    });
 
     lite.restart();
     // The client's channel reconnects too; the first calls may still find it down.
@@ -167,6 +179,20 @@ async fn the_worker_reconnects_after_the_engine_restarts() {
         .unwrap_or_else(|_| panic!("no result after the restart\n{}", lite.log()))
         .unwrap();
     assert_eq!(output.get(&dag.child).unwrap().plus_one, 3);
+
+    let later_worker = serve(&client, &later).await;
+    let output = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the wait begun before the restart never ended\n{}",
+                lite.log()
+            )
+        })
+        .unwrap()
+        .expect("the wait begun before the restart");
+    assert_eq!(output.get(&later_task).unwrap(), 7);
+    later_worker.shutdown().await;
     worker.shutdown().await;
 }
 

@@ -1,18 +1,14 @@
-//! The worker's end of ListenV2: one stream of assignments, reopened with exponential
-//! backoff when it breaks, and a fresh registration when the engine no longer knows the
+//! The worker's end of ListenV2: one stream of assignments, reopened with backoff when
+//! it breaks, and a fresh registration when the engine no longer knows the
 //! worker (it was declared lost while we were away).
-
-use std::time::Duration;
 
 use adze_proto::v0::{AssignedAction, WorkerListenRequest, WorkerRegisterRequest};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff;
 use crate::connection::Connection;
 use crate::error::Result;
-
-const FIRST_DELAY: Duration = Duration::from_millis(100);
-const MAX_DELAY: Duration = Duration::from_secs(10);
 
 pub(crate) async fn register(
     connection: &Connection,
@@ -57,7 +53,7 @@ pub(crate) async fn listen(
             ),
         }
         failures = failures.saturating_add(1);
-        let delay = backoff(failures);
+        let delay = backoff::delay(failures);
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
@@ -84,22 +80,4 @@ async fn listen_once(
         }
     }
     Ok(())
-}
-
-/// 100 ms, 200 ms, 400 ms … at most 10 s.
-fn backoff(failures: u32) -> Duration {
-    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-    FIRST_DELAY.saturating_mul(factor).min(MAX_DELAY)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_a_cap() {
-        assert_eq!(backoff(1), Duration::from_millis(100));
-        assert_eq!(backoff(3), Duration::from_millis(400));
-        assert_eq!(backoff(40), MAX_DELAY);
-    }
 }
