@@ -74,10 +74,17 @@ impl From<tonic::Status> for Error {
             Code::Unauthenticated | Code::PermissionDenied => Error::Auth(message),
             Code::InvalidArgument => Error::InvalidArgument(message),
             Code::NotFound => Error::NotFound(message),
-            Code::Unavailable => Error::Connection(message),
+            _ if is_transient(&status) => Error::Connection(message),
             code => Error::Rpc { code, message },
         }
     }
+}
+
+/// Whether a status says the connection failed rather than the engine refusing: tonic
+/// reports a broken transport as `Unknown` ("transport error"), a down server as
+/// `Unavailable`.
+pub(crate) fn is_transient(status: &tonic::Status) -> bool {
+    matches!(status.code(), Code::Unavailable | Code::Unknown)
 }
 
 #[cfg(test)]
@@ -93,6 +100,7 @@ mod tests {
             Error::Auth(_)
         ));
         assert!(Error::from(tonic::Status::unavailable("down")).is_transient());
+        assert!(Error::from(tonic::Status::unknown("transport error")).is_transient());
         assert!(matches!(
             Error::from(tonic::Status::internal("boom")),
             Error::Rpc {

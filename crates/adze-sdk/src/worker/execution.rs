@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ActionEntry, CANCEL_GRACE, Running};
 use crate::connection::Connection;
 use crate::context::{Context, RunInfo};
+use crate::error;
 use crate::task::TaskError;
 use crate::worker::slots::LocalSlots;
 
@@ -175,9 +176,7 @@ impl Execution {
                 .await
             {
                 Ok(_) => return,
-                Err(status)
-                    if status.code() == tonic::Code::Unavailable && attempt < REPORT_ATTEMPTS =>
-                {
+                Err(status) if error::is_transient(&status) && attempt < REPORT_ATTEMPTS => {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
