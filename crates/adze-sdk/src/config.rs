@@ -2,6 +2,8 @@
 //! variables as Hatchet's SDKs, or set with a builder, with the addresses taken from the
 //! token's claims unless given explicitly.
 
+use std::path::PathBuf;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use serde::Deserialize;
@@ -22,14 +24,22 @@ pub mod env {
     pub const NAMESPACE: &str = "HATCHET_CLIENT_NAMESPACE";
     /// The tenant; defaults to the token's `sub` claim.
     pub const TENANT_ID: &str = "HATCHET_CLIENT_TENANT_ID";
+    /// A PEM file of the CA that signed the engine's certificate (default: the system's roots).
+    pub const TLS_ROOT_CA_FILE: &str = "HATCHET_CLIENT_TLS_ROOT_CA_FILE";
+    /// The name the engine's certificate must carry (default: the host of `HOST_PORT`).
+    pub const TLS_SERVER_NAME: &str = "HATCHET_CLIENT_TLS_SERVER_NAME";
+    /// The client certificate (PEM) for `mtls`.
+    pub const TLS_CERT_FILE: &str = "HATCHET_CLIENT_TLS_CERT_FILE";
+    /// The client certificate's private key (PEM) for `mtls`.
+    pub const TLS_KEY_FILE: &str = "HATCHET_CLIENT_TLS_KEY_FILE";
 }
 
 /// How the gRPC connection is secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsStrategy {
-    /// TLS with the system's roots (Hatchet's default). Not supported by this SDK yet.
+    /// TLS, verified against the system's roots or a given CA (Hatchet's default).
     Tls,
-    /// Mutual TLS. Not supported by this SDK yet.
+    /// TLS with a client certificate as well.
     Mtls,
     /// Plaintext, as `adze lite` serves it.
     None,
@@ -56,6 +66,16 @@ pub struct Config {
     tls: TlsStrategy,
     namespace: String,
     tenant_id: String,
+    tls_files: TlsFiles,
+}
+
+/// Where the TLS material is; read when connecting.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TlsFiles {
+    pub(crate) root_ca: Option<PathBuf>,
+    pub(crate) server_name: Option<String>,
+    pub(crate) cert: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
 }
 
 /// Leaves the token out: configurations end up in logs.
@@ -67,6 +87,7 @@ impl std::fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("namespace", &self.namespace)
             .field("tenant_id", &self.tenant_id)
+            .field("tls_files", &self.tls_files)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +133,28 @@ impl Config {
         &self.tenant_id
     }
 
+    /// The TLS files and server name, for the connection.
+    pub(crate) fn tls_files(&self) -> &TlsFiles {
+        &self.tls_files
+    }
+
+    /// The name the engine's certificate must carry: as set, or the host of `host_port`.
+    pub(crate) fn tls_server_name(&self) -> String {
+        if let Some(name) = &self.tls_files.server_name {
+            return name.clone();
+        }
+        let host = match self.host_port.rsplit_once(':') {
+            Some((host, _)) => host,
+            None => &self.host_port,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            "localhost".into()
+        } else {
+            host.into()
+        }
+    }
+
     /// Prefixes a workflow name or event key with the namespace, once.
     pub(crate) fn namespaced(&self, name: &str) -> String {
         if name.starts_with(&self.namespace) {
@@ -132,6 +175,7 @@ pub struct ConfigBuilder {
     tls: Option<TlsStrategy>,
     namespace: Option<String>,
     tenant_id: Option<String>,
+    tls_files: TlsFiles,
 }
 
 /// Leaves the token out, like [`Config`]'s.
@@ -144,6 +188,7 @@ impl std::fmt::Debug for ConfigBuilder {
             .field("tls", &self.tls)
             .field("namespace", &self.namespace)
             .field("tenant_id", &self.tenant_id)
+            .field("tls_files", &self.tls_files)
             .finish()
     }
 }
@@ -167,6 +212,10 @@ impl ConfigBuilder {
                 env::TLS_STRATEGY => builder.tls = Some(TlsStrategy::parse(&value)),
                 env::NAMESPACE => builder.namespace = Some(value),
                 env::TENANT_ID => builder.tenant_id = Some(value),
+                env::TLS_ROOT_CA_FILE => builder.tls_files.root_ca = Some(value.into()),
+                env::TLS_SERVER_NAME => builder.tls_files.server_name = Some(value),
+                env::TLS_CERT_FILE => builder.tls_files.cert = Some(value.into()),
+                env::TLS_KEY_FILE => builder.tls_files.key = Some(value.into()),
                 _ => {}
             }
         }
@@ -209,6 +258,29 @@ impl ConfigBuilder {
         self
     }
 
+    /// Trusts the CA in this PEM file instead of the system's roots.
+    pub fn tls_root_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_files.root_ca = Some(path.into());
+        self
+    }
+
+    /// The name the engine's certificate must carry, if not the host of `host_port`.
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.tls_files.server_name = Some(name.into());
+        self
+    }
+
+    /// The client certificate and key (PEM files) presented with [`TlsStrategy::Mtls`].
+    pub fn tls_client_identity(
+        mut self,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.tls_files.cert = Some(cert.into());
+        self.tls_files.key = Some(key.into());
+        self
+    }
+
     /// Checks the settings and reads what is missing from the token's claims.
     pub fn build(self) -> Result<Config> {
         let token = self.token.ok_or_else(|| {
@@ -243,13 +315,24 @@ impl ConfigBuilder {
             }
             _ => String::new(),
         };
+        let tls = self.tls.unwrap_or(TlsStrategy::Tls);
+        if tls == TlsStrategy::Mtls
+            && (self.tls_files.cert.is_none() || self.tls_files.key.is_none())
+        {
+            return Err(Error::Config(format!(
+                "mtls needs a client certificate and key: set {} and {}",
+                env::TLS_CERT_FILE,
+                env::TLS_KEY_FILE
+            )));
+        }
         Ok(Config {
             token,
             host_port,
             server_url: server_url.trim_end_matches('/').to_string(),
-            tls: self.tls.unwrap_or(TlsStrategy::Tls),
+            tls,
             namespace,
             tenant_id,
+            tls_files: self.tls_files,
         })
     }
 }
@@ -340,6 +423,35 @@ mod tests {
         assert_eq!(config.namespace(), "team_");
         assert_eq!(config.namespaced("wf"), "team_wf");
         assert_eq!(config.namespaced("team_wf"), "team_wf");
+    }
+
+    #[test]
+    fn tls_settings_come_from_the_environment_and_mtls_needs_an_identity() {
+        let token = token(r#"{"sub":"t1","grpc_broadcast_address":"engine.example:443"}"#);
+        let config = ConfigBuilder::from_vars(vars(&[
+            (env::TOKEN, &token),
+            (env::TLS_ROOT_CA_FILE, "/ca.pem"),
+        ]))
+        .build()
+        .unwrap();
+        assert_eq!(config.tls(), TlsStrategy::Tls);
+        assert_eq!(config.tls_server_name(), "engine.example");
+        assert_eq!(
+            config.tls_files().root_ca.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+        let named = ConfigBuilder::from_vars(vars(&[
+            (env::TOKEN, &token),
+            (env::TLS_SERVER_NAME, "other"),
+        ]))
+        .build()
+        .unwrap();
+        assert_eq!(named.tls_server_name(), "other");
+        let error =
+            ConfigBuilder::from_vars(vars(&[(env::TOKEN, &token), (env::TLS_STRATEGY, "mtls")]))
+                .build()
+                .unwrap_err();
+        assert!(error.to_string().contains(env::TLS_CERT_FILE), "{error}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One gRPC channel to the engine, shared by the client and its workers, with the token
 //! attached to every call.
 
+use std::path::Path;
 use std::time::Duration;
 
 use adze_proto::v0::dispatcher_client::DispatcherClient;
@@ -11,9 +12,9 @@ use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::config::{Config, TlsStrategy};
+use crate::config::{Config, TlsStrategy, env};
 use crate::error::{Error, Result};
 
 /// Hatchet's SDKs ping every 10 s, also without calls; Adze and Hatchet allow that.
@@ -30,25 +31,27 @@ pub(crate) struct Connection {
 
 impl Connection {
     pub(crate) async fn open(config: &Config) -> Result<Connection> {
-        if config.tls() != TlsStrategy::None {
-            return Err(Error::Config(format!(
-                "TLS strategy {:?} is not supported by adze-sdk yet; set {}=none for a \
-                 plaintext engine such as `adze lite`",
-                config.tls(),
-                crate::config::env::TLS_STRATEGY
-            )));
-        }
         let address = config.host_port();
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        let scheme = if config.tls() == TlsStrategy::None {
+            "http"
+        } else {
+            "https"
+        };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
             .map_err(|_| {
                 Error::Config(format!(
                     "host_port {address:?} is not a host:port address ({})",
-                    crate::config::env::HOST_PORT
+                    env::HOST_PORT
                 ))
             })?
             .connect_timeout(CONNECT_TIMEOUT)
             .http2_keep_alive_interval(KEEPALIVE)
             .keep_alive_while_idle(true);
+        if config.tls() != TlsStrategy::None {
+            endpoint = endpoint.tls_config(tls_config(config)?).map_err(|error| {
+                Error::Config(format!("TLS settings: {}", source_chain(&error)))
+            })?;
+        }
         let channel = endpoint
             .connect()
             .await
@@ -82,6 +85,38 @@ impl Connection {
         AdminServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
             .accept_compressed(CompressionEncoding::Gzip)
     }
+}
+
+/// The TLS side of the channel: a given CA or the system's roots, and for mTLS the
+/// client's certificate.
+fn tls_config(config: &Config) -> Result<ClientTlsConfig> {
+    let files = config.tls_files();
+    let mut tls = ClientTlsConfig::new().domain_name(config.tls_server_name());
+    tls = match &files.root_ca {
+        Some(path) => tls.ca_certificate(Certificate::from_pem(read_pem(
+            path,
+            env::TLS_ROOT_CA_FILE,
+        )?)),
+        None => tls.with_native_roots(),
+    };
+    if config.tls() == TlsStrategy::Mtls {
+        // Config::build has checked that both are set.
+        if let (Some(cert), Some(key)) = (&files.cert, &files.key) {
+            let cert = read_pem(cert, env::TLS_CERT_FILE)?;
+            let key = read_pem(key, env::TLS_KEY_FILE)?;
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+    }
+    Ok(tls)
+}
+
+fn read_pem(path: &Path, variable: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|error| {
+        Error::Config(format!(
+            "cannot read {} ({variable}): {error}",
+            path.display()
+        ))
+    })
 }
 
 /// Transport errors keep the useful part ("connection refused") in their sources.

@@ -45,9 +45,13 @@
 //! # }
 //! ```
 //!
+//! Connections are plaintext (`HATCHET_CLIENT_TLS_STRATEGY=none`, as `adze lite` serves),
+//! TLS (the default, against the system's roots or `HATCHET_CLIENT_TLS_ROOT_CA_FILE`) or
+//! mutual TLS (`mtls` with `HATCHET_CLIENT_TLS_CERT_FILE` / `_KEY_FILE`).
+//!
 //! Not offered yet, because the engine refuses or lacks them: crons and schedules,
 //! concurrency limits, rate limits, worker labels, conditions, on-failure tasks, child
-//! runs (so no fan-out), and TLS connections (plaintext only, as `adze lite` serves).
+//! runs (so no fan-out).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -72,6 +72,11 @@ impl Lite {
         &self.token
     }
 
+    /// The plaintext gRPC address, `127.0.0.1:port`.
+    pub fn grpc(&self) -> &str {
+        &self.grpc
+    }
+
     /// The engine's stderr so far, for failure messages.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")

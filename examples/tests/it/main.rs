@@ -3,4 +3,5 @@
 mod lite;
 mod release;
 mod runs;
+mod tls;
 mod worker;

@@ -3,7 +3,8 @@
 //! stream stays open for cancellations of the tasks it drains.
 //!
 //! One request at shutdown does not justify an HTTP client dependency; this speaks just
-//! enough HTTP/1.1 over plaintext, the only transport the SDK offers today.
+//! enough HTTP/1.1 over plaintext. Against an `https://` server URL the pause is skipped
+//! with a warning, and the drain relies on the listen stream closing at its end.
 
 use std::time::Duration;
 
