@@ -314,9 +314,8 @@ impl Session {
     }
 
     async fn pause(&self) {
-        let config = self.client.config();
         let worker_id = self.worker_id.borrow().clone();
-        if let Err(error) = pause::pause(config.server_url(), config.token(), &worker_id).await {
+        if let Err(error) = pause::pause(self.client.config(), &worker_id).await {
             tracing::warn!(%worker_id, %error, "could not pause the worker; it may still get work while draining");
         }
     }

@@ -6,7 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use adze_sdk::{Client, Config, TlsStrategy, Worker, Workflow};
+use adze_sdk::{
+    Client, Config, Context, Empty, RunStatus, Task, TaskError, TlsStrategy, Worker, Workflow,
+};
 
 pub struct Lite {
     child: Child,
@@ -72,6 +74,33 @@ impl Lite {
         &self.token
     }
 
+    /// `GET path` on the engine's REST API with the token; the response body.
+    pub fn http_get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let authority = self.http.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(authority).expect("connecting to REST");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {}\r\n\
+             Connection: close\r\n\r\n",
+            self.token
+        )
+        .expect("sending a REST request");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("reading a REST answer");
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The REST address, `127.0.0.1:port`.
+    pub fn http_addr(&self) -> &str {
+        self.http.trim_start_matches("http://")
+    }
+
     /// The plaintext gRPC address, `127.0.0.1:port`.
     pub fn grpc(&self) -> &str {
         &self.grpc
@@ -108,6 +137,50 @@ where
         builder = builder.workflow(workflow);
     }
     builder.start().await.expect("starting the worker")
+}
+
+/// Checks that a worker shutting down is paused on the engine while it drains: a run
+/// triggered then is not taken, and the running one completes.
+pub async fn check_drain_pauses(lite: &Lite, client: &Client) {
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let mut workflow = Workflow::<Empty>::new("slow");
+    let slow = workflow.add(Task::new("slow", move |_: Empty, ctx: Context| {
+        let started_tx = started_tx.clone();
+        async move {
+            let _ = started_tx.send(ctx.workflow_run_id().to_string());
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            Ok::<_, TaskError>("finished while draining".to_string())
+        }
+    }));
+    let worker = serve(client, &workflow).await;
+    let worker_path = format!("/api/v1/workers/{}", worker.id());
+    let first = client.trigger(&workflow, &Empty {}).await.unwrap();
+    assert_eq!(started.recv().await.as_deref(), Some(first.id()));
+    let draining = tokio::spawn(worker.shutdown());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lite.http_get(&worker_path).contains("\"PAUSED\"") {
+        assert!(
+            Instant::now() < deadline,
+            "the draining worker was never paused:\n{}",
+            lite.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let later = client.trigger(&workflow, &Empty {}).await.unwrap();
+    draining.await.unwrap();
+
+    let output = client.wait(&first).await.unwrap();
+    assert_eq!(output.get(&slow).unwrap(), "finished while draining");
+    let details = client.run_details(&later).await.unwrap();
+    assert_eq!(
+        details.status,
+        RunStatus::Queued,
+        "a draining worker took work: {details:?}"
+    );
+    assert!(
+        started.try_recv().is_err(),
+        "the draining worker started another task"
+    );
 }
 
 /// What the engine prints on start: how to connect.

@@ -14,7 +14,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig, crypto};
 
-use crate::lite::{Lite, serve};
+use crate::lite::{Lite, check_drain_pauses, serve};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -76,6 +76,17 @@ async fn client_over(
     tls: TlsStrategy,
     identity: bool,
 ) -> adze_sdk::Result<Client> {
+    client_with_rest(lite, proxy, None, tls, identity).await
+}
+
+/// A client whose gRPC goes through `proxy` and, if given, REST through `rest_proxy`.
+async fn client_with_rest(
+    lite: &Lite,
+    proxy: &str,
+    rest_proxy: Option<&str>,
+    tls: TlsStrategy,
+    identity: bool,
+) -> adze_sdk::Result<Client> {
     let mut builder = Config::builder()
         .token(lite.token())
         .host_port(proxy)
@@ -83,6 +94,13 @@ async fn client_over(
         .tls_root_ca_file(fixture("ca.pem"))
         .tls_server_name("localhost")
         .namespace("tls");
+    if let Some(rest_proxy) = rest_proxy {
+        let port = rest_proxy
+            .rsplit_once(':')
+            .map(|(_, port)| port)
+            .unwrap_or_default();
+        builder = builder.server_url(format!("https://localhost:{port}"));
+    }
     if identity {
         builder = builder.tls_client_identity(fixture("client.pem"), fixture("client.key"));
     }
@@ -123,6 +141,17 @@ async fn mutual_tls_presents_the_client_certificate() {
         Err(error) => Err(error),
     };
     assert!(matches!(refused, Err(Error::Connection(_))), "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shutdown_pause_goes_over_https_too() {
+    let lite = Lite::start();
+    let grpc = tls_proxy(lite.grpc().to_string(), true).await;
+    let rest = tls_proxy(lite.http_addr().to_string(), true).await;
+    let client = client_with_rest(&lite, &grpc, Some(&rest), TlsStrategy::Mtls, true)
+        .await
+        .unwrap();
+    check_drain_pauses(&lite, &client).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

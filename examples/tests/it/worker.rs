@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use adze_sdk::{Context, Empty, Error, RunStatus, Task, TaskError, Workflow};
-use tokio::sync::mpsc;
 
-use crate::lite::{Lite, serve};
+use crate::lite::{Lite, check_drain_pauses, serve};
 
 /// A task that runs until it is cancelled (or two minutes pass), then raises `noticed`.
 fn until_cancelled(timeout: Duration, noticed: Arc<AtomicBool>) -> Workflow<Empty> {
@@ -104,40 +103,10 @@ async fn releasing_twice_is_harmless_and_slot_types_are_honoured() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn shutdown_drains_the_running_task_and_takes_no_more_work() {
+async fn shutdown_pauses_the_worker_and_drains_the_running_task() {
     let lite = Lite::start();
     let client = lite.client("drain").await;
-    let (started_tx, mut started) = mpsc::unbounded_channel();
-    let mut workflow = Workflow::<Empty>::new("slow");
-    let slow = workflow.add(Task::new("slow", move |_: Empty, _ctx: Context| {
-        let started_tx = started_tx.clone();
-        async move {
-            let _ = started_tx.send(());
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            Ok::<_, TaskError>("finished while draining".to_string())
-        }
-    }));
-    let worker = serve(&client, &workflow).await;
-    let run = client.trigger(&workflow, &Empty {}).await.unwrap();
-    started.recv().await.expect("the task started");
-    worker.shutdown().await;
-
-    let details = client.run_details(&run).await.unwrap();
-    assert_eq!(details.status, RunStatus::Completed, "{details:?}");
-    let output = client.wait(&run).await.unwrap();
-    assert_eq!(output.get(&slow).unwrap(), "finished while draining");
-
-    let later = client.trigger(&workflow, &Empty {}).await.unwrap();
-    let details = client.run_details(&later).await.unwrap();
-    assert_eq!(
-        details.status,
-        RunStatus::Queued,
-        "a stopped worker took work: {details:?}"
-    );
-    assert!(
-        started.try_recv().is_err(),
-        "the stopped worker started another task"
-    );
+    check_drain_pauses(&lite, &client).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
