@@ -81,10 +81,14 @@ impl From<tonic::Status> for Error {
 }
 
 /// Whether a status says the connection failed rather than the engine refusing: tonic
-/// reports a broken transport as `Unknown` ("transport error"), a down server as
+/// reports a broken transport as `Unknown` ("transport error"), a call whose connection
+/// died under it as `Cancelled` ("operation was canceled"), a down server as
 /// `Unavailable`.
 pub(crate) fn is_transient(status: &tonic::Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::Unknown)
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled
+    )
 }
 
 #[cfg(test)]
