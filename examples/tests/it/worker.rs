@@ -5,19 +5,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use adze_sdk::{Context, Empty, Error, RunStatus, Task, TaskError, Workflow};
+use adze_sdk::{Context, Empty, Error, Task, TaskError, Workflow};
 
 use crate::lite::{Lite, check_drain_pauses, serve};
 
-/// A task that runs until it is cancelled (or two minutes pass), then raises `noticed`.
-fn until_cancelled(timeout: Duration, noticed: Arc<AtomicBool>) -> Workflow<Empty> {
+/// What a task waiting for its cancellation has been through.
+#[derive(Default)]
+struct Seen {
+    started: AtomicBool,
+    cancelled: AtomicBool,
+}
+
+/// A task that runs until it is cancelled (or two minutes pass), telling `seen`.
+fn until_cancelled(timeout: Duration, seen: Arc<Seen>) -> Workflow<Empty> {
     let mut workflow = Workflow::<Empty>::new("sleepy");
     workflow.add(
         Task::new("sleepy", move |_: Empty, ctx: Context| {
-            let noticed = noticed.clone();
+            let seen = seen.clone();
             async move {
+                seen.started.store(true, Ordering::SeqCst);
                 tokio::select! {
-                    _ = ctx.cancelled() => noticed.store(true, Ordering::SeqCst),
+                    _ = ctx.cancelled() => seen.cancelled.store(true, Ordering::SeqCst),
                     _ = tokio::time::sleep(Duration::from_secs(120)) => {}
                 }
                 Ok::<_, TaskError>(())
@@ -32,14 +40,14 @@ fn until_cancelled(timeout: Duration, noticed: Arc<AtomicBool>) -> Workflow<Empt
 async fn a_timeout_fires_the_tasks_cancellation_and_fails_the_run() {
     let lite = Lite::start();
     let client = lite.client("timeout").await;
-    let noticed = Arc::new(AtomicBool::new(false));
-    let workflow = until_cancelled(Duration::from_secs(1), noticed.clone());
+    let seen = Arc::new(Seen::default());
+    let workflow = until_cancelled(Duration::from_secs(1), seen.clone());
     let worker = serve(&client, &workflow).await;
     let error = client.run(&workflow, &Empty {}).await.unwrap_err();
     assert!(matches!(error, Error::TaskFailed { .. }), "{error:?}");
     println!("timeout error: {error}");
     let observed = async {
-        while !noticed.load(Ordering::SeqCst) {
+        while !seen.cancelled.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
@@ -57,8 +65,8 @@ async fn a_timeout_fires_the_tasks_cancellation_and_fails_the_run() {
 async fn a_drain_that_runs_out_of_time_cancels_the_task() {
     let lite = Lite::start();
     let client = lite.client("drainout").await;
-    let noticed = Arc::new(AtomicBool::new(false));
-    let workflow = until_cancelled(Duration::from_secs(300), noticed.clone());
+    let seen = Arc::new(Seen::default());
+    let workflow = until_cancelled(Duration::from_secs(300), seen.clone());
     let worker = client
         .worker("w")
         .workflow(&workflow)
@@ -66,13 +74,14 @@ async fn a_drain_that_runs_out_of_time_cancels_the_task() {
         .start()
         .await
         .unwrap();
-    let run = client.trigger(&workflow, &Empty {}).await.unwrap();
-    while client.run_details(&run).await.unwrap().status != RunStatus::Running {
+    client.trigger(&workflow, &Empty {}).await.unwrap();
+    // RUNNING on the engine is not yet running here: wait for the body itself.
+    while !seen.started.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     worker.shutdown().await;
     assert!(
-        noticed.load(Ordering::SeqCst),
+        seen.cancelled.load(Ordering::SeqCst),
         "shutdown returned before the task saw its cancellation"
     );
 }
