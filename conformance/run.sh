@@ -6,7 +6,8 @@
 #   conformance/run.sh [pytest args...]      e.g. conformance/run.sh -k release -x
 #   ADZE_CONFORMANCE_ONLY=1.43.1 conformance/run.sh test_auth.py   (paths are per suite dir)
 #
-# Builds the engine (`cargo build -p adze`) unless ADZE_BIN points at a binary, creates or
+# Builds the engine (`cargo build -p adze`) unless ADZE_BIN points at a binary, and the
+# adze-sdk examples (`cargo build -p adze-examples`) unless ADZE_EXAMPLES_DIR is set, creates or
 # reuses one venv per SDK version (conformance/.venv-<version>), then runs
 # conformance/sdk047 with hatchet-sdk 0.47.1 and conformance/sdk143 with 1.43.1.
 # ADZE_CONFORMANCE_ONLY=0.47.1 (or 1.43.1) runs one of them. Exits non-zero if any test
@@ -25,6 +26,12 @@ if [[ -z "${ADZE_BIN:-}" ]]; then
   (cd "$root" && cargo build -p adze -p adze-testdb)
   export ADZE_BIN="$root/target/debug/adze"
   export ADZE_TESTDB_BIN="$root/target/debug/adze-testdb"
+fi
+# The adze-sdk example binaries the 1.43.1 suite runs next to the Python SDK.
+if [[ -z "${ADZE_EXAMPLES_DIR:-}" ]]; then
+  echo "conformance: cargo build -p adze-examples" >&2
+  (cd "$root" && cargo build -p adze-examples)
+  export ADZE_EXAMPLES_DIR="$root/target/debug"
 fi
 if [[ ! -x "$ADZE_BIN" ]]; then
   echo "conformance: no executable adze binary at $ADZE_BIN" >&2
