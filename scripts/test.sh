@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The bench's smoke test (crates/adze-bench) starts the adze binary: build it first.
+cargo build -p adze
 cargo test --workspace
 exec conformance/run.sh "$@"
