@@ -73,6 +73,10 @@ pub struct Options {
     /// Write latency-over-time and histogram PNGs into this directory.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Record a CPU profile of the engine over the measured window into this file
+    /// (`perf record -e cpu-clock -g`; read it with `perf report -i FILE`).
+    #[arg(long)]
+    pub perf: Option<PathBuf>,
     /// Seconds to wait for every run to finish before failing.
     #[arg(long, default_value_t = 900.0)]
     pub timeout: f64,
@@ -188,6 +192,15 @@ struct Engine {
 }
 
 impl Engine {
+    /// Starts `perf record` on the engine process if `--perf` asks for it.
+    fn profile(&self, options: &Options) -> anyhow::Result<Option<Profile>> {
+        let pid = self.lite.as_ref().and_then(|lite| lite.pid());
+        match (&options.perf, pid) {
+            (Some(file), Some(pid)) => Profile::start(pid, file).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     fn sample(&self) -> Option<ProcessSample> {
         self.lite.as_ref().and_then(|lite| lite.sample().ok())
     }
@@ -203,6 +216,46 @@ impl Engine {
         if let Some(lite) = self.lite {
             lite.shutdown().await;
         }
+    }
+}
+
+/// A `perf record` attached to the engine for the measured window.
+struct Profile {
+    child: tokio::process::Child,
+    file: PathBuf,
+}
+
+impl Profile {
+    fn start(pid: u32, file: &std::path::Path) -> anyhow::Result<Profile> {
+        let child = tokio::process::Command::new("perf")
+            .args(["record", "-e", "cpu-clock", "-F", "499", "-g", "-p"])
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(file)
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start perf (is it installed?)")?;
+        Ok(Profile {
+            child,
+            file: file.to_path_buf(),
+        })
+    }
+
+    /// Stops recording (SIGINT makes perf write its file) and waits for it.
+    async fn finish(profile: Option<Profile>) -> anyhow::Result<()> {
+        let Some(mut profile) = profile else {
+            return Ok(());
+        };
+        if let Some(pid) = profile.child.id() {
+            tokio::process::Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status()
+                .await?;
+        }
+        profile.child.wait().await?;
+        eprintln!("profile: perf report -i {}", profile.file.display());
+        Ok(())
     }
 }
 
@@ -321,6 +374,7 @@ pub async fn steady(name: &str, options: &Options) -> anyhow::Result<Report> {
     .await?;
     let _progress = Progress::start(name, ledger.clone());
     let before = engine.sample();
+    let profile = engine.profile(options)?;
     let window_start = Instant::now();
     let produced = produce(&engine.target, &settings.shape, &settings.plan).await?;
     wait_for_completion(
@@ -329,6 +383,7 @@ pub async fn steady(name: &str, options: &Options) -> anyhow::Result<Report> {
         Duration::from_secs_f64(options.timeout),
     )
     .await?;
+    Profile::finish(profile).await?;
     let window = ledger
         .last_completion()
         .unwrap_or_else(Instant::now)
@@ -550,6 +605,7 @@ async fn drain(
     options: &Options,
 ) -> anyhow::Result<Drained> {
     let before = engine.sample();
+    let profile = engine.profile(options)?;
     let started = Instant::now();
     let mut fleet = Fleet::start(
         &engine.target,
@@ -561,6 +617,7 @@ async fn drain(
     )
     .await?;
     wait_for_completion(ledger, &mut fleet, Duration::from_secs_f64(options.timeout)).await?;
+    Profile::finish(profile).await?;
     // From the first start, as the peers measure their drain.
     let window = ledger
         .last_completion()
