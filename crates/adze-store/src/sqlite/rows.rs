@@ -68,10 +68,19 @@ pub(super) fn apply(tx: &Transaction<'_>, mutation: &Mutation) -> Result<()> {
             ])?;
         }
         Mutation::SaveTask(task) => {
+            // An upsert, not INSERT OR REPLACE: a replace deletes the row and inserts it
+            // again, rewriting every index; this updates the changing columns in place
+            // (a task's id, run, tenant, position, name and creation never change).
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO tasks (id, run_id, tenant_id, position, name, status, attempt,
+                "INSERT INTO tasks (id, run_id, tenant_id, position, name, status, attempt,
                      worker_id, released, queued_seq, output, error, created_at, started_at, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT (id) DO UPDATE SET
+                     status = excluded.status, attempt = excluded.attempt,
+                     worker_id = excluded.worker_id, released = excluded.released,
+                     queued_seq = excluded.queued_seq, output = excluded.output,
+                     error = excluded.error, started_at = excluded.started_at,
+                     finished_at = excluded.finished_at",
             )?
             .execute(params![
                 task.id.to_string(),
