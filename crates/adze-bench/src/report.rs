@@ -43,6 +43,8 @@ pub struct EngineFigures {
     /// CPU over the measured window, in cores (1.0 = one core busy).
     pub cpu_cores: f64,
     pub cpu_seconds: f64,
+    /// Engine CPU per completed task execution: steadier than rates on a shared machine.
+    pub cpu_us_per_task: f64,
     pub peak_rss_mib: f64,
     /// Resident set at the scenario's most loaded moment (e.g. the whole backlog queued).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,6 +110,10 @@ impl Report {
             row(
                 "engine CPU (cores)",
                 format!("{:.2} ({:.1} s)", engine.cpu_cores, engine.cpu_seconds),
+            );
+            row(
+                "engine CPU per task (µs)",
+                format!("{:.0}", engine.cpu_us_per_task),
             );
             row(
                 "engine peak RSS (MiB)",

@@ -265,12 +265,15 @@ fn engine_figures(
     after: Option<ProcessSample>,
     window: Duration,
     loaded: Option<ProcessSample>,
+    tasks: u64,
 ) -> Option<EngineFigures> {
     let (before, after) = (before?, after?);
     let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let cpu_seconds = after.cpu.saturating_sub(before.cpu).as_secs_f64();
     Some(EngineFigures {
         cpu_cores: cpu_share(before, after, window),
-        cpu_seconds: after.cpu.saturating_sub(before.cpu).as_secs_f64(),
+        cpu_seconds,
+        cpu_us_per_task: cpu_seconds * 1e6 / tasks.max(1) as f64,
         peak_rss_mib: mib(after.peak_rss_bytes),
         loaded_rss_mib: loaded.map(|sample| mib(sample.rss_bytes)),
     })
@@ -404,7 +407,7 @@ pub async fn steady(name: &str, options: &Options) -> anyhow::Result<Report> {
         trigger_ack: Percentiles::of_micros(produced.ack_micros),
         release_to_start: None,
         phases: vec![("produce".into(), produced.elapsed.as_secs_f64())],
-        engine: engine_figures(before, after, window, None),
+        engine: engine_figures(before, after, window, None, ledger.completed_count()),
         correctness: ledger.correctness(),
     };
     finish(engine, &ledger, options, report).await
@@ -436,7 +439,13 @@ pub async fn backlog(options: &Options) -> anyhow::Result<Report> {
             ("enqueue".into(), queued.produced.elapsed.as_secs_f64()),
             ("drain".into(), drained.window.as_secs_f64()),
         ],
-        engine: engine_figures(drained.before, drained.after, drained.window, loaded),
+        engine: engine_figures(
+            drained.before,
+            drained.after,
+            drained.window,
+            loaded,
+            ledger.completed_count(),
+        ),
         correctness: ledger.correctness(),
     };
     finish(engine, &ledger, options, report).await
@@ -488,7 +497,13 @@ pub async fn restart(options: &Options, restart: &RestartOptions) -> anyhow::Res
             ("restart → first task start".into(), first_start),
             ("drain".into(), drained.window.as_secs_f64()),
         ],
-        engine: engine_figures(drained.before, drained.after, drained.window, loaded),
+        engine: engine_figures(
+            drained.before,
+            drained.after,
+            drained.window,
+            loaded,
+            ledger.completed_count(),
+        ),
         correctness: ledger.correctness(),
     };
     finish(engine, &ledger, options, report).await
@@ -546,7 +561,7 @@ pub async fn release(options: &Options, release: &ReleaseOptions) -> anyhow::Res
         trigger_ack: Percentiles::of_micros(queued.produced.ack_micros),
         release_to_start: Some(Percentiles::of_micros(ledger.release_latencies())),
         phases: vec![("enqueue".into(), queued.produced.elapsed.as_secs_f64())],
-        engine: engine_figures(before, after, window, None),
+        engine: engine_figures(before, after, window, None, ledger.completed_count()),
         correctness: ledger.correctness(),
     };
     finish(engine, &ledger, options, report).await
