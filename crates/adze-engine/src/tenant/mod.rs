@@ -156,6 +156,9 @@ impl RunSnapshot {
 pub(crate) struct Version {
     pub record: WorkflowVersionRecord,
     pub dag: Dag,
+    /// Each task's slot requests by position, shared by all of its tasks: a map per
+    /// queued task would cost a few hundred bytes each on a large backlog.
+    pub requests: Vec<Arc<SlotUnits>>,
 }
 
 pub(crate) struct RunState {
@@ -167,7 +170,7 @@ pub(crate) struct RunState {
 
 pub(crate) struct TaskState {
     pub record: TaskRecord,
-    pub requests: SlotUnits,
+    pub requests: Arc<SlotUnits>,
     /// When the current attempt must finish by, once it is on a worker (RefreshTimeout
     /// extends it).
     pub deadline: Option<Instant>,
@@ -408,7 +411,17 @@ impl State {
             tracing::error!(version = %record.id, "stored workflow version is not a valid DAG");
             return;
         };
-        let version = Arc::new(Version { record, dag });
+        let requests = record
+            .spec
+            .tasks
+            .iter()
+            .map(|task| Arc::new(task.slot_requests.clone()))
+            .collect();
+        let version = Arc::new(Version {
+            record,
+            dag,
+            requests,
+        });
         let newer = self
             .latest
             .get(&version.record.spec.name)

@@ -70,8 +70,7 @@ pub(crate) async fn load(
         tasks.sort_by_key(|task| task.position);
         let ids = tasks.iter().map(|task| task.id).collect();
         for record in tasks {
-            let spec = &version.record.spec.tasks[record.position as usize];
-            let requests = spec.slot_requests.clone();
+            let requests = version.requests[record.position as usize].clone();
             state.next_seq = state.next_seq.max(record.queued_seq + 1);
             if record.status.is_on_worker() {
                 match record.worker_id.and_then(|id| state.workers.get_mut(&id)) {

@@ -141,7 +141,7 @@ impl State {
             task_ids.push(record.id);
             let task = TaskState {
                 record,
-                requests: spec.slot_requests.clone(),
+                requests: version.requests[position].clone(),
                 deadline: None,
             };
             self.tasks.insert(task.record.id, task);
