@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// Where plotters' text rendering finds a font (it ships none; DejaVu is on most Linux
@@ -47,27 +48,31 @@ fn register_font() -> bool {
 }
 
 type Plot = Result<(), Box<dyn std::error::Error>>;
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-fn latency_over_time(path: &Path, scenario: &str, samples: &[(u32, u32)], labelled: bool) -> Plot {
-    let root = BitMapBackend::new(path, (1200, 600)).into_drawing_area();
+/// The frame both plots share: a caption and labelled axes when a font is available.
+fn chart<'a, 'b>(
+    root: &'a Area<'b>,
+    caption: String,
+    labelled: bool,
+    (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
+    (x_desc, y_desc): (&str, &str),
+) -> Result<Chart<'a, 'b>, Box<dyn std::error::Error>> {
     root.fill(&WHITE)?;
-    let x_max = samples.iter().map(|&(at, _)| at).max().unwrap_or(1).max(1) as f64 / 1000.0;
-    let y_max = samples.iter().map(|&(_, l)| l).max().unwrap_or(1).max(1) as f64 / 1000.0;
-    let mut builder = ChartBuilder::on(&root);
+    let mut builder = ChartBuilder::on(root);
     builder
         .margin(20)
         .x_label_area_size(40)
         .y_label_area_size(60);
     if labelled {
-        builder.caption(
-            format!("{scenario}: event→start latency over time"),
-            ("sans-serif", 24),
-        );
+        builder.caption(caption, ("sans-serif", 24));
     }
-    let mut chart = builder.build_cartesian_2d(0f64..x_max * 1.02, 0f64..y_max * 1.05)?;
+    let mut chart = builder.build_cartesian_2d(x, y)?;
     let mut mesh = chart.configure_mesh();
     if labelled {
-        mesh.x_desc("seconds since start").y_desc("latency (ms)");
+        mesh.x_desc(x_desc).y_desc(y_desc);
     } else {
         mesh.disable_x_mesh()
             .disable_y_mesh()
@@ -75,6 +80,20 @@ fn latency_over_time(path: &Path, scenario: &str, samples: &[(u32, u32)], labell
             .y_labels(0);
     }
     mesh.draw()?;
+    Ok(chart)
+}
+
+fn latency_over_time(path: &Path, scenario: &str, samples: &[(u32, u32)], labelled: bool) -> Plot {
+    let root = BitMapBackend::new(path, (1200, 600)).into_drawing_area();
+    let x_max = samples.iter().map(|&(at, _)| at).max().unwrap_or(1).max(1) as f64 / 1000.0;
+    let y_max = samples.iter().map(|&(_, l)| l).max().unwrap_or(1).max(1) as f64 / 1000.0;
+    let mut chart = chart(
+        &root,
+        format!("{scenario}: event→start latency over time"),
+        labelled,
+        (0.0..x_max * 1.02, 0.0..y_max * 1.05),
+        ("seconds since start", "latency (ms)"),
+    )?;
     // Thin very long runs out so the plot stays readable and quick to draw.
     let step = (samples.len() / 200_000).max(1);
     chart.draw_series(samples.iter().step_by(step).map(|&(at, latency)| {
@@ -91,7 +110,6 @@ fn latency_over_time(path: &Path, scenario: &str, samples: &[(u32, u32)], labell
 fn histogram(path: &Path, scenario: &str, samples: &[(u32, u32)], labelled: bool) -> Plot {
     const BUCKETS: usize = 100;
     let root = BitMapBackend::new(path, (1200, 600)).into_drawing_area();
-    root.fill(&WHITE)?;
     let mut latencies: Vec<u32> = samples.iter().map(|&(_, latency)| latency).collect();
     latencies.sort_unstable();
     // Up to the 99.9th percentile, so one outlier does not squash every bucket into one.
@@ -107,32 +125,20 @@ fn histogram(path: &Path, scenario: &str, samples: &[(u32, u32)], labelled: bool
         let bucket = ((latency as f64 / 1000.0) / width) as usize;
         counts[bucket.min(BUCKETS - 1)] += 1;
     }
-    let highest = counts.iter().copied().max().unwrap_or(1).max(1);
-    let mut builder = ChartBuilder::on(&root);
-    builder
-        .margin(20)
-        .x_label_area_size(40)
-        .y_label_area_size(60);
-    if labelled {
-        builder.caption(
-            format!("{scenario}: event→start latency histogram (to p99.9)"),
-            ("sans-serif", 24),
-        );
-    }
-    let mut chart = builder.build_cartesian_2d(0f64..top, 0u64..highest + highest / 20 + 1)?;
-    let mut mesh = chart.configure_mesh();
-    if labelled {
-        mesh.x_desc("latency (ms)").y_desc("tasks");
-    } else {
-        mesh.disable_x_mesh()
-            .disable_y_mesh()
-            .x_labels(0)
-            .y_labels(0);
-    }
-    mesh.draw()?;
+    let highest = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
+    let mut chart = chart(
+        &root,
+        format!("{scenario}: event→start latency histogram (to p99.9)"),
+        labelled,
+        (0.0..top, 0.0..highest * 1.05 + 1.0),
+        ("latency (ms)", "tasks"),
+    )?;
     chart.draw_series(counts.iter().enumerate().map(|(bucket, &count)| {
         let left = bucket as f64 * width;
-        Rectangle::new([(left, 0), (left + width, count)], BLUE.mix(0.7).filled())
+        Rectangle::new(
+            [(left, 0.0), (left + width, count as f64)],
+            BLUE.mix(0.7).filled(),
+        )
     }))?;
     root.present()?;
     Ok(())

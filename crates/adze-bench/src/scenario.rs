@@ -11,7 +11,7 @@ use clap::Args;
 use crate::connection::{Target, wait_ready};
 use crate::engine::{LiteEngine, ProcessSample, StopSignal, cpu_share};
 use crate::ledger::Ledger;
-use crate::producer::{Plan, Via, produce};
+use crate::producer::{Plan, Produced, Via, produce};
 use crate::report::{EngineFigures, Report, utc_now};
 use crate::stats::Percentiles;
 use crate::worker::{Behaviour, Fleet};
@@ -40,7 +40,7 @@ pub struct Options {
     /// Seconds to produce for, at --rate (sets --count to rate × duration).
     #[arg(long, requires = "rate")]
     pub duration: Option<f64>,
-    /// Worker processes' worth of connections, each registered as one worker.
+    /// Workers, each on its own connection.
     #[arg(long)]
     pub workers: Option<usize>,
     /// Slots per worker.
@@ -260,18 +260,12 @@ impl Profile {
 }
 
 /// Engine CPU over a window and its memory high-water mark.
-fn engine_figures(
-    before: Option<ProcessSample>,
-    after: Option<ProcessSample>,
-    window: Duration,
-    loaded: Option<ProcessSample>,
-    tasks: u64,
-) -> Option<EngineFigures> {
-    let (before, after) = (before?, after?);
+fn engine_figures(window: &Window, tasks: u64) -> Option<EngineFigures> {
+    let (before, after, loaded) = (window.before?, window.after?, window.loaded);
     let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     let cpu_seconds = after.cpu.saturating_sub(before.cpu).as_secs_f64();
     Some(EngineFigures {
-        cpu_cores: cpu_share(before, after, window),
+        cpu_cores: cpu_share(before, after, window.length),
         cpu_seconds,
         cpu_us_per_task: cpu_seconds * 1e6 / tasks.max(1) as f64,
         peak_rss_mib: mib(after.peak_rss_bytes),
@@ -391,25 +385,17 @@ pub async fn steady(name: &str, options: &Options) -> anyhow::Result<Report> {
         .last_completion()
         .unwrap_or_else(Instant::now)
         .duration_since(window_start);
-    let after = engine.sample();
-    fleet.stop();
-    let report = Report {
-        scenario: name.into(),
-        date: utc_now(),
-        target: engine.describe(),
-        parameters: serde_json::to_value(&settings)?,
-        accepted: produced.accepted,
-        accepted_per_s: rate(produced.accepted, produced.elapsed),
-        completed_tasks: ledger.completed_count(),
-        completed_per_s: rate(ledger.completed_count(), window),
-        window: "first trigger → last completion".into(),
-        event_to_start: Percentiles::of_micros(latency_samples(&ledger)),
-        trigger_ack: Percentiles::of_micros(produced.ack_micros),
-        release_to_start: None,
-        phases: vec![("produce".into(), produced.elapsed.as_secs_f64())],
-        engine: engine_figures(before, after, window, None, ledger.completed_count()),
-        correctness: ledger.correctness(),
+    let window = Window {
+        label: "first trigger → last completion",
+        length: window,
+        before,
+        after: engine.sample(),
+        loaded: None,
     };
+    fleet.stop();
+    let phases = vec![("produce".into(), produced.elapsed.as_secs_f64())];
+    let parameters = serde_json::to_value(&settings)?;
+    let report = report(name, &engine, parameters, produced, &ledger, window, phases);
     finish(engine, &ledger, options, report).await
 }
 
@@ -421,33 +407,22 @@ pub async fn backlog(options: &Options) -> anyhow::Result<Report> {
     let ledger = queued.ledger.clone();
     let _progress = Progress::start("backlog", ledger.clone());
     let loaded = engine.sample();
-    let drained = drain(&engine, &settings, &ledger, options).await?;
-    let report = Report {
-        scenario: "backlog".into(),
-        date: utc_now(),
-        target: engine.describe(),
-        parameters: serde_json::to_value(&settings)?,
-        accepted: queued.produced.accepted,
-        accepted_per_s: rate(queued.produced.accepted, queued.produced.elapsed),
-        completed_tasks: ledger.completed_count(),
-        completed_per_s: rate(ledger.completed_count(), drained.window),
-        window: "first start → last completion".into(),
-        event_to_start: Percentiles::of_micros(latency_samples(&ledger)),
-        trigger_ack: Percentiles::of_micros(queued.produced.ack_micros),
-        release_to_start: None,
-        phases: vec![
-            ("enqueue".into(), queued.produced.elapsed.as_secs_f64()),
-            ("drain".into(), drained.window.as_secs_f64()),
-        ],
-        engine: engine_figures(
-            drained.before,
-            drained.after,
-            drained.window,
-            loaded,
-            ledger.completed_count(),
-        ),
-        correctness: ledger.correctness(),
-    };
+    let mut window = drain(&engine, &settings, &ledger, options).await?;
+    window.loaded = loaded;
+    let phases = vec![
+        ("enqueue".into(), queued.produced.elapsed.as_secs_f64()),
+        ("drain".into(), window.length.as_secs_f64()),
+    ];
+    let parameters = serde_json::to_value(&settings)?;
+    let report = report(
+        "backlog",
+        &engine,
+        parameters,
+        queued.produced,
+        &ledger,
+        window,
+        phases,
+    );
     finish(engine, &ledger, options, report).await
 }
 
@@ -472,40 +447,30 @@ pub async fn restart(options: &Options, restart: &RestartOptions) -> anyhow::Res
     let ready = wait_ready(&engine.target, Duration::from_secs(600)).await?;
     let ready = restarting.elapsed().max(ready);
     let _progress = Progress::start("restart", ledger.clone());
-    let drained = drain(&engine, &settings, &ledger, options).await?;
+    let mut window = drain(&engine, &settings, &ledger, options).await?;
+    window.loaded = loaded;
+    window.label = "first start after the restart → last completion";
     let first_start = ledger
         .first_start()
         .map(|at| at.duration_since(restarting).as_secs_f64())
         .unwrap_or(f64::NAN);
-    let report = Report {
-        scenario: "restart".into(),
-        date: utc_now(),
-        target: engine.describe(),
-        parameters: serde_json::json!({ "settings": settings, "signal": restart.signal }),
-        accepted: queued.produced.accepted,
-        accepted_per_s: rate(queued.produced.accepted, queued.produced.elapsed),
-        completed_tasks: ledger.completed_count(),
-        completed_per_s: rate(ledger.completed_count(), drained.window),
-        window: "first start after the restart → last completion".into(),
-        event_to_start: Percentiles::of_micros(latency_samples(&ledger)),
-        trigger_ack: Percentiles::of_micros(queued.produced.ack_micros),
-        release_to_start: None,
-        phases: vec![
-            ("enqueue".into(), queued.produced.elapsed.as_secs_f64()),
-            ("stop".into(), stopped.as_secs_f64()),
-            ("restart → ready".into(), ready.as_secs_f64()),
-            ("restart → first task start".into(), first_start),
-            ("drain".into(), drained.window.as_secs_f64()),
-        ],
-        engine: engine_figures(
-            drained.before,
-            drained.after,
-            drained.window,
-            loaded,
-            ledger.completed_count(),
-        ),
-        correctness: ledger.correctness(),
-    };
+    let phases = vec![
+        ("enqueue".into(), queued.produced.elapsed.as_secs_f64()),
+        ("stop".into(), stopped.as_secs_f64()),
+        ("restart → ready".into(), ready.as_secs_f64()),
+        ("restart → first task start".into(), first_start),
+        ("drain".into(), window.length.as_secs_f64()),
+    ];
+    let parameters = serde_json::json!({ "settings": settings, "signal": restart.signal });
+    let report = report(
+        "restart",
+        &engine,
+        parameters,
+        queued.produced,
+        &ledger,
+        window,
+        phases,
+    );
     finish(engine, &ledger, options, report).await
 }
 
@@ -540,30 +505,29 @@ pub async fn release(options: &Options, release: &ReleaseOptions) -> anyhow::Res
         Duration::from_secs_f64(options.timeout),
     )
     .await?;
-    let window = Instant::now().duration_since(window_start);
-    let after = engine.sample();
-    fleet.stop();
-    let report = Report {
-        scenario: "release".into(),
-        date: utc_now(),
-        target: engine.describe(),
-        parameters: serde_json::json!({
-            "settings": settings,
-            "hold_ms": release.hold_ms,
-            "tail_ms": release.tail_ms,
-        }),
-        accepted: queued.produced.accepted,
-        accepted_per_s: rate(queued.produced.accepted, queued.produced.elapsed),
-        completed_tasks: ledger.completed_count(),
-        completed_per_s: rate(ledger.completed_count(), window),
-        window: "workers connected → last completion".into(),
-        event_to_start: Percentiles::of_micros(latency_samples(&ledger)),
-        trigger_ack: Percentiles::of_micros(queued.produced.ack_micros),
-        release_to_start: Some(Percentiles::of_micros(ledger.release_latencies())),
-        phases: vec![("enqueue".into(), queued.produced.elapsed.as_secs_f64())],
-        engine: engine_figures(before, after, window, None, ledger.completed_count()),
-        correctness: ledger.correctness(),
+    let window = Window {
+        label: "workers connected → last completion",
+        length: window_start.elapsed(),
+        before,
+        after: engine.sample(),
+        loaded: None,
     };
+    fleet.stop();
+    let phases = vec![("enqueue".into(), queued.produced.elapsed.as_secs_f64())];
+    let parameters = serde_json::json!({
+        "settings": settings,
+        "hold_ms": release.hold_ms,
+        "tail_ms": release.tail_ms,
+    });
+    let report = report(
+        "release",
+        &engine,
+        parameters,
+        queued.produced,
+        &ledger,
+        window,
+        phases,
+    );
     finish(engine, &ledger, options, report).await
 }
 
@@ -584,7 +548,7 @@ fn backlog_settings(name: &str, options: &Options) -> Settings {
 
 struct Queued {
     ledger: Arc<Ledger>,
-    produced: crate::producer::Produced,
+    produced: Produced,
 }
 
 /// Registers the workflow and queues every run, with no worker connected.
@@ -606,10 +570,45 @@ async fn enqueue(engine: &Engine, settings: &Settings) -> anyhow::Result<Queued>
     Ok(Queued { ledger, produced })
 }
 
-struct Drained {
-    window: Duration,
+/// The measured part of a scenario, and what the engine used over it.
+struct Window {
+    label: &'static str,
+    length: Duration,
     before: Option<ProcessSample>,
     after: Option<ProcessSample>,
+    /// The engine at its most loaded moment (e.g. with the whole backlog queued).
+    loaded: Option<ProcessSample>,
+}
+
+/// The figures every scenario reports.
+fn report(
+    name: &str,
+    engine: &Engine,
+    parameters: serde_json::Value,
+    produced: Produced,
+    ledger: &Ledger,
+    window: Window,
+    phases: Vec<(String, f64)>,
+) -> Report {
+    let completed = ledger.completed_count();
+    let release = ledger.release_latencies();
+    Report {
+        scenario: name.into(),
+        date: utc_now(),
+        target: engine.describe(),
+        parameters,
+        accepted: produced.accepted,
+        accepted_per_s: rate(produced.accepted, produced.elapsed),
+        completed_tasks: completed,
+        completed_per_s: rate(completed, window.length),
+        window: window.label.into(),
+        event_to_start: Percentiles::of_micros(latency_samples(ledger)),
+        trigger_ack: Percentiles::of_micros(produced.ack_micros),
+        release_to_start: (!release.is_empty()).then(|| Percentiles::of_micros(release)),
+        phases,
+        engine: engine_figures(&window, completed),
+        correctness: ledger.correctness(),
+    }
 }
 
 /// Connects the workers and waits until the queue is drained.
@@ -618,7 +617,7 @@ async fn drain(
     settings: &Settings,
     ledger: &Arc<Ledger>,
     options: &Options,
-) -> anyhow::Result<Drained> {
+) -> anyhow::Result<Window> {
     let before = engine.sample();
     let profile = engine.profile(options)?;
     let started = Instant::now();
@@ -640,10 +639,12 @@ async fn drain(
         .duration_since(ledger.first_start().unwrap_or(started));
     let after = engine.sample();
     fleet.stop();
-    Ok(Drained {
-        window,
+    Ok(Window {
+        label: "first start → last completion",
+        length: window,
         before,
         after,
+        loaded: None,
     })
 }
 
