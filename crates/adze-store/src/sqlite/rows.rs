@@ -266,10 +266,11 @@ pub(super) fn load_tenant(connection: &Connection, tenant: TenantId) -> Result<T
         .query_map(params![tenant_text], run_row)?
         .map(|row| row?)
         .collect::<Result<Vec<_>>>()?;
+    // Unordered: recovery sorts the queued tasks itself, and sorting every unfinished
+    // task here (on an unindexed column) took longer than reading them.
     let mut statement = connection.prepare(&format!(
         "SELECT {TASK_COLUMNS} FROM tasks WHERE run_id IN
-             (SELECT id FROM runs WHERE tenant_id = ?1 AND finished_at IS NULL)
-         ORDER BY queued_seq"
+             (SELECT id FROM runs WHERE tenant_id = ?1 AND finished_at IS NULL)"
     ))?;
     let tasks = statement
         .query_map(params![tenant_text], task_row)?
