@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The bench's smoke test (crates/adze-bench) starts the adze binary: build it first.
+cargo build -p adze
 cargo test --workspace
 conformance/run.sh "$@"
 ADZE_CONFORMANCE_STORE=postgres conformance/run.sh "$@"

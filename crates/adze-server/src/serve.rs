@@ -11,9 +11,9 @@ use adze_proto::v0::events_service_server::EventsServiceServer;
 use adze_proto::v0::workflow_service_server::WorkflowServiceServer;
 use adze_proto::v1::admin_service_server::AdminServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
+use tonic::transport::server::TcpIncoming;
 
 use crate::auth::Authenticator;
 use crate::grpc::Api;
@@ -61,7 +61,9 @@ pub async fn serve(
         .add_service(service!(WorkflowServiceServer, api))
         .add_service(service!(AdminServiceServer, api))
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listeners.grpc),
+            // Without TCP_NODELAY, a small reply (an assignment, an ack) can wait for the
+            // peer's delayed ACK: ~40 ms on every round trip under light load.
+            TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
             shutdown.clone().cancelled_owned(),
         );
     let http = axum::serve(

@@ -240,6 +240,10 @@ pub struct Replayed {
 pub(crate) struct Version {
     pub record: WorkflowVersionRecord,
     pub dag: Dag,
+    /// Each task's slot requests by position (the on-failure task last), shared by all of
+    /// its tasks: a map per queued task would cost a few hundred bytes each on a large
+    /// backlog.
+    pub requests: Vec<Arc<SlotUnits>>,
 }
 
 pub(crate) struct RunState {
@@ -251,7 +255,7 @@ pub(crate) struct RunState {
 
 pub(crate) struct TaskState {
     pub record: TaskRecord,
-    pub requests: SlotUnits,
+    pub requests: Arc<SlotUnits>,
     /// On a worker: when the current attempt must finish by (RefreshTimeout extends it).
     /// Queued: when it must have been assigned by (its schedule timeout).
     pub deadline: Option<Instant>,
@@ -261,7 +265,7 @@ pub(crate) struct TaskState {
 
 impl TaskState {
     /// A task as the store has it; deadlines are set when it joins a queue or a worker.
-    pub(crate) fn stored(record: TaskRecord, requests: SlotUnits) -> Self {
+    pub(crate) fn stored(record: TaskRecord, requests: Arc<SlotUnits>) -> Self {
         TaskState {
             record,
             requests,
@@ -275,6 +279,7 @@ impl TaskState {
         run: &RunRecord,
         position: usize,
         spec: &adze_core::workflow::TaskSpec,
+        requests: Arc<SlotUnits>,
     ) -> Self {
         let record = TaskRecord {
             id: uuid::Uuid::now_v7(),
@@ -295,7 +300,7 @@ impl TaskState {
             queued_at: None,
             retries_from: 0,
         };
-        TaskState::stored(record, spec.slot_requests.clone())
+        TaskState::stored(record, requests)
     }
 }
 
@@ -562,7 +567,18 @@ impl State {
             tracing::error!(version = %record.id, "stored workflow version is not a valid DAG");
             return;
         };
-        let version = Arc::new(Version { record, dag });
+        let requests = record
+            .spec
+            .tasks
+            .iter()
+            .chain(record.spec.on_failure.as_ref())
+            .map(|task| Arc::new(task.slot_requests.clone()))
+            .collect();
+        let version = Arc::new(Version {
+            record,
+            dag,
+            requests,
+        });
         let newer = self
             .latest
             .get(&version.record.spec.name)

@@ -73,13 +73,12 @@ pub(crate) async fn load(
         tasks.sort_by_key(|task| task.position);
         let ids = tasks.iter().map(|task| task.id).collect();
         for record in tasks {
-            let Some(spec) = version.record.spec.task_at(record.position as usize) else {
+            let Some(requests) = version.requests.get(record.position as usize).cloned() else {
                 return Err(Error::internal(format!(
                     "task {} is at position {}, outside its workflow version",
                     record.id, record.position
                 )));
             };
-            let requests = spec.slot_requests.clone();
             state.next_seq = state.next_seq.max(record.queued_seq + 1);
             if record.status.is_on_worker() {
                 match record.worker_id.and_then(|id| state.workers.get_mut(&id)) {

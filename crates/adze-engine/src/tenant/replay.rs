@@ -76,12 +76,12 @@ impl State {
         records.sort_by_key(|task| task.position);
         let mut ids = Vec::with_capacity(records.len());
         for record in records {
-            let Some(spec) = version.record.spec.task_at(record.position as usize) else {
+            let Some(requests) = version.requests.get(record.position as usize).cloned() else {
                 tracing::error!(task = %record.id, "replay: task outside its workflow version");
                 continue;
             };
             ids.push(record.id);
-            let task = TaskState::stored(record, spec.slot_requests.clone());
+            let task = TaskState::stored(record, requests);
             self.tasks.insert(task.record.id, task);
         }
         self.runs.insert(

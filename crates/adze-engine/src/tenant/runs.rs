@@ -117,7 +117,7 @@ impl State {
         self.batch.mutate(Mutation::InsertRun(run.clone()));
         let mut task_ids = Vec::with_capacity(version.record.spec.tasks.len());
         for (position, spec) in version.record.spec.tasks.iter().enumerate() {
-            let task = TaskState::new(&run, position, spec);
+            let task = TaskState::new(&run, position, spec, version.requests[position].clone());
             task_ids.push(task.record.id);
             self.tasks.insert(task.record.id, task);
         }
@@ -245,7 +245,8 @@ impl State {
                 } else {
                     output
                 };
-                if let Err(error) = serde_json::from_str::<serde_json::Value>(&output) {
+                // Checked, not built: the output is stored and passed on as text.
+                if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(&output) {
                     return Err(Error::invalid(format!(
                         "event_payload (the task's output) is not valid JSON: {error}"
                     )));
@@ -379,7 +380,8 @@ impl State {
             self.enqueue(existing);
             return true;
         }
-        let task = TaskState::new(&run.record, position, on_failure);
+        let requests = run.version.requests[position].clone();
+        let task = TaskState::new(&run.record, position, on_failure, requests);
         let id = task.record.id;
         self.tasks.insert(id, task);
         self.runs

@@ -50,7 +50,10 @@ impl State {
             return;
         }
         let tasks = &self.tasks;
-        let chosen = assign_queue(queue.iter().map(|id| &tasks[id].requests), &mut candidates);
+        let chosen = assign_queue(
+            queue.iter().map(|id| tasks[id].requests.as_ref()),
+            &mut candidates,
+        );
         let workers: Vec<_> = chosen
             .iter()
             .map(|&index| candidates[index].record.id)

@@ -68,11 +68,21 @@ pub(super) fn apply(tx: &Transaction<'_>, mutation: &Mutation) -> Result<()> {
             ])?;
         }
         Mutation::SaveTask(task) => {
+            // An upsert, not INSERT OR REPLACE: a replace deletes the row and inserts it
+            // again, rewriting every index; this updates the changing columns in place
+            // (a task's id, run, tenant, position, name and creation never change).
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO tasks (id, run_id, tenant_id, position, name, status, attempt,
+                "INSERT INTO tasks (id, run_id, tenant_id, position, name, status, attempt,
                      worker_id, released, queued_seq, output, error, created_at, started_at, finished_at,
                      queued_at, retries_from)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                 ON CONFLICT (id) DO UPDATE SET
+                     status = excluded.status, attempt = excluded.attempt,
+                     worker_id = excluded.worker_id, released = excluded.released,
+                     queued_seq = excluded.queued_seq, output = excluded.output,
+                     error = excluded.error, started_at = excluded.started_at,
+                     finished_at = excluded.finished_at, queued_at = excluded.queued_at,
+                     retries_from = excluded.retries_from",
             )?
             .execute(params![
                 task.id.to_string(),
@@ -253,10 +263,11 @@ pub(super) fn load_tenant(connection: &Connection, tenant: TenantId) -> Result<T
         .query_map(params![tenant_text], run_row)?
         .map(|row| row?)
         .collect::<Result<Vec<_>>>()?;
+    // Unordered: recovery sorts the queued tasks itself, and sorting every unfinished
+    // task here (on an unindexed column) took longer than reading them.
     let mut statement = connection.prepare(&format!(
         "SELECT {TASK_COLUMNS} FROM tasks WHERE run_id IN
-             (SELECT id FROM runs WHERE tenant_id = ?1 AND finished_at IS NULL)
-         ORDER BY queued_seq"
+             (SELECT id FROM runs WHERE tenant_id = ?1 AND finished_at IS NULL)"
     ))?;
     let tasks = statement
         .query_map(params![tenant_text], task_row)?
