@@ -15,7 +15,7 @@ use adze_engine::placement::{Call, ReplicaId, Reply};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::{Cluster, replica_channel, unavailable};
+use crate::{Cluster, replica_channel};
 
 /// The most calls taken from the table at once.
 const TAKE_LIMIT: i64 = 512;
@@ -36,22 +36,20 @@ impl Calls {
     pub async fn forward(&self, cluster: &Cluster, tenant: TenantId, call: Call) -> Result<Reply> {
         let text = serde_json::to_string(&call)
             .map_err(|error| Error::internal(format!("cannot encode a call: {error}")))?;
-        let client =
-            cluster.pool.get().await.map_err(|error| {
-                unavailable("cannot send the call to the tenant's replica", error)
-            })?;
-        let row = client
-            .query_one(
+        let rows = cluster
+            .query(
+                "cannot send the call to the tenant's replica",
                 "WITH call AS ( \
                    INSERT INTO replica_calls (tenant_id, sender, call) VALUES ($1, $2, $3) \
                    RETURNING id) \
                  SELECT id, pg_notify('adze_calls', $1::text) FROM call",
                 &[&tenant, &cluster.id, &text],
             )
-            .await
-            .map_err(|error| unavailable("cannot send the call to the tenant's replica", error))?;
-        drop(client);
-        let id: i64 = row.get(0);
+            .await?;
+        let id: i64 = rows
+            .first()
+            .map(|row| row.get(0))
+            .ok_or_else(|| Error::internal("the call was not stored"))?;
         let (answer, answered) = oneshot::channel();
         self.waiting.lock().expect("calls poisoned").insert(
             id,
@@ -86,17 +84,15 @@ impl Calls {
             return;
         }
         let ids: Vec<i64> = late.iter().map(|(id, _)| *id).collect();
-        let withdrawn: Vec<i64> = match cluster.pool.get().await {
-            Ok(client) => client
-                .query(
-                    "DELETE FROM replica_calls WHERE id = ANY($1) RETURNING id",
-                    &[&ids],
-                )
-                .await
-                .map(|rows| rows.iter().map(|row| row.get(0)).collect())
-                .unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
+        let withdrawn: Vec<i64> = cluster
+            .query(
+                "cannot withdraw calls",
+                "DELETE FROM replica_calls WHERE id = ANY($1) RETURNING id",
+                &[&ids],
+            )
+            .await
+            .map(|rows| rows.iter().map(|row| row.get(0)).collect())
+            .unwrap_or_default();
         for (id, waiting) in late {
             let message = if withdrawn.contains(&id) {
                 "no replica took the call in time (the tenant's owner may be down); it was withdrawn: retry"
@@ -113,29 +109,18 @@ impl Calls {
         if owned.is_empty() {
             return;
         }
-        let rows = match cluster.pool.get().await {
-            Ok(client) => {
-                client
-                    .query(
-                        "DELETE FROM replica_calls WHERE id IN ( \
-                       SELECT id FROM replica_calls WHERE tenant_id = ANY($1) \
-                       ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                     RETURNING id, tenant_id, sender, call",
-                        &[&owned, &TAKE_LIMIT],
-                    )
-                    .await
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot take calls");
-                return;
-            }
-        };
-        let mut rows = match rows {
-            Ok(rows) => rows,
-            Err(error) => {
-                tracing::warn!(%error, "cannot take calls");
-                return;
-            }
+        let Ok(mut rows) = cluster
+            .query(
+                "cannot take calls",
+                "DELETE FROM replica_calls WHERE id IN ( \
+                   SELECT id FROM replica_calls WHERE tenant_id = ANY($1) \
+                   ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, tenant_id, sender, call",
+                &[&owned, &TAKE_LIMIT],
+            )
+            .await
+        else {
+            return;
         };
         if rows.len() as i64 == TAKE_LIMIT {
             cluster.calls_waiting.notify_one();
@@ -164,22 +149,16 @@ impl Calls {
         if ids.is_empty() {
             return;
         }
-        let rows = match cluster.pool.get().await {
-            Ok(client) => {
-                client
-                    .query(
-                        "DELETE FROM replica_replies WHERE call_id = ANY($1) \
-                         RETURNING call_id, reply",
-                        &[&ids],
-                    )
-                    .await
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot read answers");
-                return;
-            }
+        let Ok(rows) = cluster
+            .query(
+                "cannot read answers",
+                "DELETE FROM replica_replies WHERE call_id = ANY($1) RETURNING call_id, reply",
+                &[&ids],
+            )
+            .await
+        else {
+            return;
         };
-        let Ok(rows) = rows else { return };
         for row in rows {
             let (id, text): (i64, String) = (row.get(0), row.get(1));
             let answer = serde_json::from_str::<Result<Reply>>(&text).unwrap_or_else(|error| {
@@ -201,29 +180,14 @@ async fn answer_call(cluster: &Cluster, id: i64, sender: ReplicaId, answer: Resu
         ))))
         .expect("an error encodes")
     });
-    let mut delay = std::time::Duration::from_millis(50);
-    for _ in 0..5 {
-        let stored = match cluster.pool.get().await {
-            Ok(client) => client
-                .execute(
-                    "WITH reply AS ( \
-                       INSERT INTO replica_replies (call_id, sender, reply) VALUES ($1, $2, $3) \
-                       ON CONFLICT (call_id) DO NOTHING) \
-                     SELECT pg_notify($4, 'reply')",
-                    &[&id, &sender, &text, &replica_channel(sender)],
-                )
-                .await
-                .map(|_| ())
-                .map_err(|error| error.to_string()),
-            Err(error) => Err(error.to_string()),
-        };
-        match stored {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(%error, call = id, "cannot store an answer; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-    }
+    cluster
+        .write_patiently(
+            "cannot store an answer",
+            "WITH reply AS ( \
+               INSERT INTO replica_replies (call_id, sender, reply) VALUES ($1, $2, $3) \
+               ON CONFLICT (call_id) DO NOTHING) \
+             SELECT pg_notify($4, 'reply')",
+            &[&id, &sender, &text, &replica_channel(sender)],
+        )
+        .await;
 }

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{Cluster, replica_channel, unavailable};
+use crate::{Cluster, replica_channel};
 
 /// The most assignments written in one insert.
 const PUMP_BATCH: usize = 256;
@@ -118,33 +118,20 @@ async fn write(
                 .map(|assignment| serde_json::to_string(assignment).expect("assignments encode"))
         })
         .collect();
-    let mut delay = Duration::from_millis(50);
-    for _ in 0..8 {
-        let written = match cluster.pool.get().await {
-            Ok(client) => client
-                .execute(
-                    "WITH rows AS ( \
-                       INSERT INTO replica_deliveries (replica, stream, assignment) \
-                       SELECT $1, $2, assignment FROM unnest($3::text[]) \
-                         WITH ORDINALITY AS t(assignment, n) ORDER BY n) \
-                     SELECT pg_notify($4, 'delivery')",
-                    &[&replica, &stream, &texts, &channel],
-                )
-                .await
-                .map(|_| ())
-                .map_err(|error| error.to_string()),
-            Err(error) => Err(error.to_string()),
-        };
-        match written {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(%error, %stream, "cannot write deliveries; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
-            }
-        }
+    let written = cluster
+        .write_patiently(
+            "cannot write deliveries",
+            "WITH rows AS ( \
+               INSERT INTO replica_deliveries (replica, stream, assignment) \
+               SELECT $1, $2, assignment FROM unnest($3::text[]) \
+                 WITH ORDINALITY AS t(assignment, n) ORDER BY n) \
+             SELECT pg_notify($4, 'delivery')",
+            &[&replica, &stream, &texts, &channel],
+        )
+        .await;
+    if !written {
+        tracing::error!(%stream, "gave up writing deliveries; they are sent again on the next listen");
     }
-    tracing::error!(%stream, "gave up writing deliveries; they are sent again on the next listen");
 }
 
 /// The worker's side, here: asks the owner to listen for it and keeps the stream.
@@ -213,22 +200,16 @@ pub async fn listen_remote(
 impl Deliveries {
     /// Reads the deliveries addressed here, in order, and passes them on.
     pub async fn take(&self, cluster: &Cluster) {
-        let rows = match cluster.pool.get().await {
-            Ok(client) => {
-                client
-                    .query(
-                        "DELETE FROM replica_deliveries WHERE replica = $1 \
-                         RETURNING id, stream, assignment",
-                        &[&cluster.id],
-                    )
-                    .await
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot read deliveries");
-                return;
-            }
+        let Ok(mut rows) = cluster
+            .query(
+                "cannot read deliveries",
+                "DELETE FROM replica_deliveries WHERE replica = $1 RETURNING id, stream, assignment",
+                &[&cluster.id],
+            )
+            .await
+        else {
+            return;
         };
-        let Ok(mut rows) = rows else { return };
         rows.sort_by_key(|row| row.get::<_, i64>(0));
         let mut held = self.state.lock().expect("deliveries poisoned");
         for row in rows {
@@ -260,18 +241,17 @@ impl Deliveries {
         if tenants.is_empty() {
             return;
         }
-        let rows = match cluster.pool.get().await {
-            Ok(client) => client
-                .query(
-                    "SELECT tenant_id, owner, expires_at > now() FROM tenant_leases \
-                     WHERE tenant_id = ANY($1)",
-                    &[&tenants],
-                )
-                .await
-                .map_err(|error| unavailable("cannot read leases", error)),
-            Err(error) => Err(unavailable("cannot read leases", error)),
+        let Ok(rows) = cluster
+            .query(
+                "cannot read leases",
+                "SELECT tenant_id, owner, expires_at > now() FROM tenant_leases \
+                 WHERE tenant_id = ANY($1)",
+                &[&tenants],
+            )
+            .await
+        else {
+            return;
         };
-        let Ok(rows) = rows else { return };
         let owners: HashMap<TenantId, (ReplicaId, bool)> = rows
             .iter()
             .map(|row| (row.get(0), (row.get(1), row.get(2))))

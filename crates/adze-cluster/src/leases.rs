@@ -13,7 +13,7 @@ use std::time::Duration;
 use adze_core::{Result, TenantId};
 use tokio::time::Instant;
 
-use crate::{Cluster, unavailable};
+use crate::Cluster;
 
 /// What this replica knows of leases.
 #[derive(Default)]
@@ -56,13 +56,9 @@ impl Leases {
                 return Ok(false);
             }
         }
-        let client = cluster
-            .pool
-            .get()
-            .await
-            .map_err(|error| unavailable("cannot look up the tenant's lease", error))?;
-        let taken = client
-            .query_opt(
+        let taken = cluster
+            .query(
+                "cannot take the tenant's lease",
                 "INSERT INTO tenant_leases (tenant_id, owner, epoch, expires_at) \
                  VALUES ($1, $2, 1, now() + make_interval(secs => $3)) \
                  ON CONFLICT (tenant_id) DO UPDATE \
@@ -72,20 +68,20 @@ impl Leases {
                  RETURNING epoch",
                 &[&tenant, &cluster.id, &seconds(cluster.config.lease_ttl)],
             )
-            .await
-            .map_err(|error| unavailable("cannot take the tenant's lease", error))?;
-        if taken.is_some() {
+            .await?;
+        if !taken.is_empty() {
             self.took(cluster, tenant);
             return Ok(true);
         }
-        let row = client
-            .query_opt(
+        let row = cluster
+            .query(
+                "cannot look up the tenant's lease",
                 "SELECT extract(epoch FROM expires_at - now())::float8 FROM tenant_leases \
                  WHERE tenant_id = $1",
                 &[&tenant],
             )
-            .await
-            .map_err(|error| unavailable("cannot look up the tenant's lease", error))?;
+            .await?
+            .pop();
         let remaining = row.map_or(0.0, |row| row.get::<_, f64>(0)).max(0.0);
         let mut known = self.state.lock().expect("lease state poisoned");
         known
@@ -120,19 +116,14 @@ impl Leases {
 
     /// Records that this replica is alive.
     pub async fn heartbeat(&self, cluster: &Cluster) -> Result<()> {
-        let client = cluster
-            .pool
-            .get()
-            .await
-            .map_err(|error| unavailable("cannot record the replica", error))?;
-        client
-            .execute(
+        cluster
+            .query(
+                "cannot record the replica",
                 "INSERT INTO replicas (id) VALUES ($1) \
                  ON CONFLICT (id) DO UPDATE SET seen_at = now()",
                 &[&cluster.id],
             )
-            .await
-            .map_err(|error| unavailable("cannot record the replica", error))?;
+            .await?;
         Ok(())
     }
 
@@ -144,8 +135,8 @@ impl Leases {
                 let mut known = self.state.lock().expect("lease state poisoned");
                 known.renewed_at = Some(Instant::now());
             }
-            Err(error) => {
-                tracing::warn!(%error, "lease renewal failed");
+            // Already logged where it failed.
+            Err(_) => {
                 let stale = {
                     let known = self.state.lock().expect("lease state poisoned");
                     known
@@ -163,77 +154,63 @@ impl Leases {
     }
 
     async fn renew_and_take_over(&self, cluster: &Cluster) -> Result<()> {
-        let client = cluster
-            .pool
-            .get()
-            .await
-            .map_err(|error| unavailable("cannot renew leases", error))?;
-        let failed = |error| unavailable("cannot renew leases", error);
-        client
-            .execute(
-                "INSERT INTO replicas (id) VALUES ($1) \
-                 ON CONFLICT (id) DO UPDATE SET seen_at = now()",
-                &[&cluster.id],
-            )
-            .await
-            .map_err(failed)?;
+        self.heartbeat(cluster).await?;
         let owned = self.owned();
         let ttl = seconds(cluster.config.lease_ttl);
-        let kept = client
+        let kept = cluster
             .query(
+                "cannot renew leases",
                 "UPDATE tenant_leases SET expires_at = now() + make_interval(secs => $3) \
                  WHERE owner = $1 AND tenant_id = ANY($2) RETURNING tenant_id",
                 &[&cluster.id, &owned, &ttl],
             )
-            .await
-            .map_err(failed)?;
+            .await?;
         let kept: Vec<TenantId> = kept.iter().map(|row| row.get(0)).collect();
         for tenant in owned.into_iter().filter(|tenant| !kept.contains(tenant)) {
             self.lost(cluster, tenant);
         }
-        let taken = client
+        let taken = cluster
             .query(
+                "cannot take over expired leases",
                 "UPDATE tenant_leases SET owner = $1, epoch = epoch + 1, \
                         expires_at = now() + make_interval(secs => $2) \
                  WHERE expires_at < now() RETURNING tenant_id",
                 &[&cluster.id, &ttl],
             )
-            .await
-            .map_err(failed)?;
+            .await?;
         for row in taken {
             self.took(cluster, row.get(0));
         }
-        client
-            .batch_execute(
+        cluster
+            .query(
+                "cannot clear what dead replicas left",
                 "WITH gone AS ( \
                    DELETE FROM replicas WHERE seen_at < now() - interval '1 minute' RETURNING id), \
                  replies AS (DELETE FROM replica_replies WHERE sender IN (SELECT id FROM gone)) \
                  DELETE FROM replica_deliveries WHERE replica IN (SELECT id FROM gone)",
+                &[],
             )
-            .await
-            .map_err(failed)?;
+            .await?;
         Ok(())
     }
 
     /// Gives up every lease held here (on a clean shutdown), so others take them now.
     pub async fn give_up_all(&self, cluster: &Cluster) -> Result<()> {
-        let client = cluster
-            .pool
-            .get()
-            .await
-            .map_err(|error| unavailable("cannot give up leases", error))?;
-        client
-            .execute(
+        cluster
+            .query(
+                "cannot give up leases",
                 "UPDATE tenant_leases SET expires_at = now() - interval '1 second' \
                  WHERE owner = $1",
                 &[&cluster.id],
             )
-            .await
-            .map_err(|error| unavailable("cannot give up leases", error))?;
-        client
-            .execute("DELETE FROM replicas WHERE id = $1", &[&cluster.id])
-            .await
-            .map_err(|error| unavailable("cannot leave the cluster", error))?;
+            .await?;
+        cluster
+            .query(
+                "cannot leave the cluster",
+                "DELETE FROM replicas WHERE id = $1",
+                &[&cluster.id],
+            )
+            .await?;
         Ok(())
     }
 

@@ -32,6 +32,8 @@ use adze_engine::placement::{Call, Placement, ReplicaId, Reply};
 use adze_engine::{Assignment, Engine};
 use deadpool_postgres::Pool;
 use tokio::sync::{Notify, mpsc};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -138,6 +140,45 @@ impl Cluster {
         if let Err(error) = self.leases.give_up_all(self).await {
             tracing::warn!(%error, "could not give up the leases; they will expire");
         }
+    }
+
+    /// Runs one statement on a pooled connection. Not getting a connection, or the
+    /// statement failing, is UNAVAILABLE saying `what` (and logged): here it means the
+    /// database is away.
+    pub(crate) async fn query(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|error| unavailable(what, error))?;
+        client
+            .query(sql, params)
+            .await
+            .map_err(|error| unavailable(what, error))
+    }
+
+    /// [`Cluster::query`] for a write another replica waits on (an answer, a delivery),
+    /// tried again with backoff while the database is away. False if every try failed.
+    pub(crate) async fn write_patiently(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> bool {
+        let mut delay = Duration::from_millis(50);
+        for _ in 0..8 {
+            if self.query(what, sql, params).await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        false
     }
 
     fn arc(&self) -> Arc<Cluster> {
