@@ -305,8 +305,9 @@ impl Drop for Progress {
 async fn wait_for_completion(
     ledger: &Ledger,
     fleet: &mut Fleet,
-    timeout: Duration,
+    options: &Options,
 ) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs_f64(options.timeout);
     let deadline = Instant::now() + timeout;
     while ledger.completed_count() < ledger.expected() {
         fleet.check()?;
@@ -374,12 +375,7 @@ pub async fn steady(name: &str, options: &Options) -> anyhow::Result<Report> {
     let profile = engine.profile(options)?;
     let window_start = Instant::now();
     let produced = produce(&engine.target, &settings.shape, &settings.plan).await?;
-    wait_for_completion(
-        &ledger,
-        &mut fleet,
-        Duration::from_secs_f64(options.timeout),
-    )
-    .await?;
+    wait_for_completion(&ledger, &mut fleet, options).await?;
     Profile::finish(profile).await?;
     let window = ledger
         .last_completion()
@@ -499,12 +495,7 @@ pub async fn release(options: &Options, release: &ReleaseOptions) -> anyhow::Res
         ledger.clone(),
     )
     .await?;
-    wait_for_completion(
-        &ledger,
-        &mut fleet,
-        Duration::from_secs_f64(options.timeout),
-    )
-    .await?;
+    wait_for_completion(&ledger, &mut fleet, options).await?;
     let window = Window {
         label: "workers connected → last completion",
         length: window_start.elapsed(),
@@ -630,7 +621,7 @@ async fn drain(
         ledger.clone(),
     )
     .await?;
-    wait_for_completion(ledger, &mut fleet, Duration::from_secs_f64(options.timeout)).await?;
+    wait_for_completion(ledger, &mut fleet, options).await?;
     Profile::finish(profile).await?;
     // From the first start, as the peers measure their drain.
     let window = ledger
