@@ -33,6 +33,17 @@ def store_kind() -> str:
     return kind
 
 
+def drop_database(url: str) -> None:
+    """Drops a test database (best effort: a leftover costs disk, not correctness)."""
+    server, _, name = url.rpartition("/")
+    subprocess.run(
+        ["psql", f"{server}/postgres", "-X", "-q", "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def fresh_database_url() -> str:
     """A new empty database, from `adze-testdb` (which finds or starts a PostgreSQL)."""
     path = Path(os.environ.get("ADZE_TESTDB_BIN") or REPO_ROOT / "target" / "debug" / "adze-testdb")
@@ -85,7 +96,9 @@ class Engine:
         self.name = name
         self.store = store or store_kind()
         self.database_url = database_url
-        if self.store == "postgres" and self.database_url is None:
+        # A database made here is dropped at close; one given is the giver's to drop.
+        self.owns_database = self.store == "postgres" and database_url is None
+        if self.owns_database:
             self.database_url = fresh_database_url()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -233,6 +246,8 @@ class Engine:
             pass
         finally:
             report.unregister(self)
+            if self.owns_database:
+                drop_database(self.database_url)
 
     # -- talking to it -----------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import grpc
 import pytest
 
 from harness import measure
-from harness.engine import fresh_database_url, store_kind
+from harness.engine import drop_database, fresh_database_url, store_kind
 from harness.postgres import PrivateCluster, lease_owner, psql
 from rpc import Rpc, events
 
@@ -37,6 +37,15 @@ pytestmark = pytest.mark.skipif(
 LEASE_TTL = 3
 REPLICA_FLAGS = ("--lease-ttl", str(LEASE_TTL), "--heartbeat-timeout", "10", "--listen-grace", "5")
 WORKER_SLOTS = 20
+
+
+@pytest.fixture
+def database():
+    """A fresh database the test's replicas share; requested before `make_engine`, so it is
+    dropped only after the replicas have stopped."""
+    url = fresh_database_url()
+    yield url
+    drop_database(url)
 
 
 def replica_id(engine) -> str:
@@ -65,9 +74,8 @@ def doubled_outcomes(database_url: str) -> int:
 
 
 @pytest.mark.timeout(170)
-def test_sigkill_of_the_lease_owner_loses_and_doubles_nothing(make_engine, make_worker, namespace):
+def test_sigkill_of_the_lease_owner_loses_and_doubles_nothing(database, make_engine, make_worker, namespace):
     runs = 90
-    database = fresh_database_url()
     a = replica(make_engine, "replica-a", database)
     a_id = replica_id(a)
     hatchet_a, d_a = new_client(a.env(namespace=namespace))
@@ -115,9 +123,8 @@ def test_sigkill_of_the_lease_owner_loses_and_doubles_nothing(make_engine, make_
 
 
 @pytest.mark.timeout(120)
-def test_workers_and_clients_on_different_replicas(make_engine, make_worker, namespace):
+def test_workers_and_clients_on_different_replicas(database, make_engine, make_worker, namespace):
     """The worker listens on A, the client calls B: assignments and results cross over."""
-    database = fresh_database_url()
     a = replica(make_engine, "replica-a", database)
     b = replica(make_engine, "replica-b", database)
     start_worker(make_worker, a.env(namespace=namespace), "replicas").wait_registered()
@@ -162,10 +169,9 @@ def test_postgres_restart_mid_load(make_engine, make_worker, namespace):
 
 
 @pytest.mark.timeout(120)
-def test_exhausted_pool_fails_fast_and_the_engine_stays_up(make_engine, make_worker, namespace):
+def test_exhausted_pool_fails_fast_and_the_engine_stays_up(database, make_engine, make_worker, namespace):
     """Both pooled connections are held by reads stuck behind a table lock taken from
     outside; every other call must be refused at once, and the engine serve on after."""
-    database = fresh_database_url()
     eng = replica(
         make_engine, "server", database, "--database-pool-size", "2", "--database-pool-timeout-ms", "50"
     )
