@@ -280,20 +280,11 @@ impl Engine {
         &self.inner.store
     }
 
-    pub fn config(&self) -> &EngineConfig {
-        &self.inner.config
-    }
-
     /// Stops every tenant actor after its pending commits, and waits for them.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
-    }
-
-    /// Whether the engine is stopping.
-    pub fn is_shutting_down(&self) -> bool {
-        self.inner.shutdown.is_cancelled()
     }
 
     /// Starts the tenant's actor here (recovering it from the store) unless it runs.
